@@ -1,0 +1,154 @@
+"""The public HTTP interface's bodies: validated by the gateway, understood by the services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from concerto_contracts.values import MaskedCard, ShippingAddress, Totals
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Customer(Strict):
+    id: str = Field(min_length=1, max_length=64, examples=["cust-42"])
+    email: EmailStr = Field(examples=["ada@example.com"])
+    name: str = Field(min_length=1, max_length=200, examples=["Ada Lovelace"])
+
+
+class OrderItemRequest(Strict):
+    sku: str = Field(min_length=1, max_length=64, examples=["CON-BATON"])
+    quantity: int = Field(gt=0, le=100)
+
+
+class PaymentDetails(Strict):
+    token: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A card token from the payment provider: `tok_visa` approves, `tok_chargeDeclined` is declined.",
+        examples=["tok_visa"],
+    )
+
+
+class Address(ShippingAddress):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class PlaceOrderRequest(Strict):
+    customer: Customer
+    items: list[OrderItemRequest] = Field(min_length=1, max_length=50)
+    shipping_address: Address
+    payment: PaymentDetails
+    promotion_codes: list[str] = Field(default_factory=list, max_length=5)
+    channel: Literal["web", "mobile", "store", "partner"] = "web"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    PAID = "PAID"
+    FULFILLING = "FULFILLING"
+    SHIPPED = "SHIPPED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (OrderStatus.COMPLETED, OrderStatus.CANCELLED)
+
+
+class OrderAccepted(BaseModel):
+    order_id: str
+    status: OrderStatus
+    correlation_id: str
+
+
+class OrderLine(BaseModel):
+    sku: str
+    quantity: int
+    # Known once the order is priced.
+    name: str | None = None
+    unit_price: Decimal | None = None
+
+
+class PaymentView(BaseModel):
+    payment_id: str
+    card: MaskedCard | None = None
+    gateway: str | None = None
+
+
+class ShipmentView(BaseModel):
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    warehouse: str | None = None
+    dispatched_at: datetime | None = None
+
+
+class OrderView(BaseModel):
+    order_id: str
+    status: OrderStatus
+    customer_id: str
+    correlation_id: str
+    items: list[OrderLine]
+    totals: Totals | None = None
+    cancellation_reason: str | None = None
+    payment: PaymentView | None = None
+    shipment: ShipmentView | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Product(BaseModel):
+    sku: str
+    name: str
+    unit_price: Decimal
+    currency: str
+    available: int | None = Field(description="Units in stock as last reported by fulfillment; null until known.")
+
+
+class ProductList(BaseModel):
+    items: list[Product]
+
+
+class LoyaltyEntry(BaseModel):
+    order_id: str
+    points: int
+    reason: str
+    at: datetime
+
+
+class LoyaltyAccount(BaseModel):
+    customer_id: str
+    points: int
+    tier: str
+    history: list[LoyaltyEntry]
+
+
+class OrderSubmission(BaseModel):
+    """An order as the gateway forwards it to the order context: the card token has already
+    been exchanged for a payment method reference held by the payment context."""
+
+    customer: Customer
+    items: list[OrderItemRequest]
+    shipping_address: Address
+    promotion_codes: list[str] = []
+    channel: str = "web"
+    payment_method_id: str
+    # A hash of the client's request body, to tell an idempotent retry from a conflicting one.
+    request_fingerprint: str
+
+
+class PaymentMethodRequest(BaseModel):
+    token: str
+
+
+class PaymentMethodCreated(BaseModel):
+    payment_method_id: str
+    card: MaskedCard

@@ -1,0 +1,125 @@
+"""The consuming side: each event is handled once per consumer group, in a database
+transaction that also records it in the inbox; the offset is committed only after that
+transaction. A message that still fails after bounded retries goes to the group's
+dead-letter topic, with the reason in its headers, and the consumer moves on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from opentelemetry import context as otel_context
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from concerto_contracts import DomainEvent, Envelope, Topics, UndecodableEvent, decode
+from concerto_observability import bind
+from concerto_messaging.tables import inbox
+from concerto_messaging.tracing import context_from
+
+log = logging.getLogger(__name__)
+
+# A handler gets the event and the open transaction; what it writes commits with the inbox row.
+Handler = Callable[[Envelope, AsyncSession], Awaitable[None]]
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: list[str],
+        handlers: dict[type[DomainEvent], Handler],
+        sessions: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        bootstrap_servers: str,
+        max_attempts: int = 3,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = topics
+        self.handlers = {cls.event_type(): handler for cls, handler in handlers.items()}
+        self.dead_letter_topic = Topics.dead_letter(group_id)
+        self._sessions = sessions
+        self._producer = producer
+        self._max_attempts = max_attempts
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            enable_auto_commit=False,  # we commit after our own database commit
+            auto_offset_reset="earliest",
+        )
+
+    @property
+    def assigned(self) -> bool:
+        return bool(self._consumer.assignment())
+
+    async def run(self) -> None:
+        await self._consumer.start()
+        try:
+            async for record in self._consumer:
+                await self.process(record)
+                await self._consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+        finally:
+            await self._consumer.stop()
+
+    async def process(self, record: ConsumerRecord) -> None:
+        try:
+            envelope = decode(record.headers, record.key, record.value)
+        except UndecodableEvent as exc:
+            await self._dead_letter(record, reason="undecodable", error=str(exc))
+            return
+        handler = self.handlers.get(envelope.type)
+        if handler is None:
+            return  # an event this context does not react to
+        token = otel_context.attach(context_from(envelope.traceparent))
+        try:
+            with bind(correlation_id=envelope.correlation_id, order_id=envelope.key):
+                await self._handle_with_retries(record, envelope, handler)
+        finally:
+            otel_context.detach(token)
+
+    async def _handle_with_retries(self, record: ConsumerRecord, envelope: Envelope, handler: Handler) -> None:
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._max_attempts),
+                wait=wait_exponential_jitter(initial=0.2, max=2.0),
+                retry=retry_if_not_exception_type(UndecodableEvent),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._handle_once(envelope, handler)
+        except Exception as exc:
+            log.exception("giving up on %s %s", envelope.type, envelope.id)
+            await self._dead_letter(record, reason="handler_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _handle_once(self, envelope: Envelope, handler: Handler) -> None:
+        async with self._sessions() as session, session.begin():
+            seen = await session.scalar(
+                select(inbox.c.event_id).where(
+                    inbox.c.consumer_group == self.group_id, inbox.c.event_id == envelope.id
+                )
+            )
+            if seen:
+                log.info("duplicate %s %s ignored", envelope.type, envelope.id)
+                return
+            await handler(envelope, session)
+            # A concurrent delivery of the same event fails this primary key and rolls back;
+            # the retry then finds the event in the inbox.
+            await session.execute(
+                insert(inbox).values(consumer_group=self.group_id, event_id=envelope.id, event_type=envelope.type)
+            )
+
+    async def _dead_letter(self, record: ConsumerRecord, *, reason: str, error: str) -> None:
+        log.error("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, error)
+        headers = list(record.headers or ()) + [
+            ("dlq_reason", reason.encode()),
+            ("dlq_error", error[:2000].encode()),
+            ("dlq_consumer_group", self.group_id.encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+        ]
+        await self._producer.send_and_wait(self.dead_letter_topic, key=record.key, value=record.value, headers=headers)

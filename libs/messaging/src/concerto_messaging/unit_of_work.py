@@ -1,0 +1,66 @@
+"""A database transaction that can also publish events: the state change and the outbox rows
+commit together or not at all (the transactional outbox)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from concerto_contracts import DomainEvent, encode
+from concerto_messaging.tables import outbox
+from concerto_messaging.tracing import current_traceparent
+
+
+class UnitOfWork:
+    """`async with uow_factory() as uow: ...; uow.publish(event, ...); await uow.commit()`.
+
+    Leaving the block without commit() rolls everything back, events included.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], source: str, published: asyncio.Event | None = None):
+        self._sessions = sessions
+        self._source = source
+        self._published = published
+        self._pending: list[dict] = []
+        self.session: AsyncSession
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        await self.session.begin()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.session.rollback()  # a no-op after commit()
+        await self.session.close()
+
+    def publish(self, event: DomainEvent, *, correlation_id: str, causation_id: str | None = None) -> str:
+        """Queue an event to be written with this transaction; returns its event id."""
+        record = encode(
+            event,
+            source=self._source,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            traceparent=current_traceparent(),
+        )
+        headers = {name: value.decode() for name, value in record.headers}
+        self._pending.append(
+            {
+                "event_id": headers["ce_id"],
+                "event_type": headers["ce_type"],
+                "topic": record.topic,
+                "key": record.key,
+                "value": record.value,
+                "headers": headers,
+            }
+        )
+        return headers["ce_id"]
+
+    async def commit(self) -> None:
+        if self._pending:
+            await self.session.execute(insert(outbox), self._pending)
+            self._pending.clear()
+        await self.session.commit()
+        if self._published is not None:
+            self._published.set()  # wake the relay instead of waiting for its next poll

@@ -1,0 +1,199 @@
+"""Service defaults: everything a Concerto service runs besides its own domain code.
+
+A service describes itself with a ServiceDefinition (its tables, workflows, activities, event
+handlers and HTTP routes); `run()` wires the rest the same way for every service: logging,
+database, Kafka producer and outbox relay, Temporal worker, event consumer, health endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import MetaData, text
+from tenacity import retry, stop_after_delay, wait_fixed
+from temporalio.client import Client
+
+from concerto_contracts import DomainEvent, Topics
+from concerto_messaging import EventConsumer, Handler, OutboxRelay, UnitOfWork, create_producer, ensure_topics
+from concerto_messaging import metadata as messaging_metadata
+from concerto_observability import configure_logging
+from concerto_runtime.database import create_engine, create_sessions, create_tables
+from concerto_runtime.problems import install_problem_handlers, problem_response
+from concerto_runtime.settings import Settings
+from concerto_runtime.temporal import connect_temporal, create_worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a running service holds; handed to its activities, handlers and routes."""
+
+    name: str
+    settings: Settings
+    sessions: Any
+    temporal: Client
+    relay: OutboxRelay
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, source=f"/concerto/{self.name}", published=self.relay.wake)
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    http_port: int
+    task_queue: str
+    tables: MetaData
+    workflows: Sequence[type] = ()
+    activities: Callable[[Runtime], Sequence[Callable]] = lambda runtime: ()
+    handlers: Callable[[Runtime], dict[type[DomainEvent], Handler]] = lambda runtime: {}
+    publishes: Sequence[str] = ()
+    router: APIRouter | None = None
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def runtime_of(request: Request) -> Runtime:
+    """FastAPI dependency: the running service's Runtime."""
+    return request.app.state.runtime
+
+
+def create_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url_for(definition.name))
+        await create_tables(engine, messaging_metadata, definition.tables)
+        sessions = create_sessions(engine)
+
+        producer = create_producer(settings.kafka_bootstrap_servers)
+        await _start_with_retry(producer.start)
+        temporal = await connect_temporal(settings)
+        relay = OutboxRelay(sessions, producer)
+        runtime = Runtime(definition.name, settings, sessions, temporal, relay)
+        event_handlers = definition.handlers(runtime)
+        consumed = sorted({cls.topic for cls in event_handlers})
+        group = f"{definition.name}-service"
+        await ensure_topics(
+            settings.kafka_bootstrap_servers,
+            [*definition.publishes, *consumed, *([Topics.dead_letter(group)] if consumed else [])],
+        )
+
+        worker = create_worker(temporal, definition.task_queue, definition.workflows, definition.activities(runtime))
+        consumer = (
+            EventConsumer(
+                group_id=group,
+                topics=consumed,
+                handlers=event_handlers,
+                sessions=sessions,
+                producer=producer,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+            )
+            if event_handlers
+            else None
+        )
+        tasks = {"worker": asyncio.create_task(worker.run()), "relay": asyncio.create_task(relay.run())}
+        if consumer:
+            tasks["consumer"] = asyncio.create_task(consumer.run())
+        for name, task in tasks.items():
+            task.add_done_callback(lambda t, name=name: _report_exit(name, t))
+        app.state.runtime = runtime
+        app.state.checks = _readiness_checks(engine, producer, temporal, tasks, consumer)
+        if definition.on_start:
+            await definition.on_start(runtime)
+        log.info("%s ready on port %s", definition.name, settings.http_port or definition.http_port)
+        try:
+            yield
+        finally:
+            for name in ("consumer", "relay"):
+                if name in tasks:
+                    tasks[name].cancel()
+            await asyncio.gather(*(tasks[n] for n in ("consumer", "relay") if n in tasks), return_exceptions=True)
+            await worker.shutdown()
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(title=f"Concerto {definition.name} service (internal)", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health_router())
+    if definition.router:
+        app.include_router(definition.router)
+    return app
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health/live")
+    async def live() -> dict:
+        return {"status": "alive"}
+
+    @router.get("/health/ready")
+    async def ready(request: Request) -> JSONResponse:
+        checks: dict[str, Callable[[], Awaitable[None]]] = getattr(request.app.state, "checks", {})
+        failures = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), timeout=2)
+            except Exception as exc:  # a health check reports every kind of failure
+                failures[name] = f"{type(exc).__name__}: {exc}"
+        if failures or not checks:
+            detail = "; ".join(f"{k}: {v}" for k, v in failures.items()) or "starting"
+            return problem_response(503, "Not ready", detail, "/health/ready", checks=failures)
+        return JSONResponse({"status": "ready", "checks": sorted(checks)})
+
+    return router
+
+
+def _readiness_checks(engine, producer, temporal: Client, tasks: dict, consumer: EventConsumer | None):
+    async def database() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def kafka() -> None:
+        if not await producer.client.ready(producer.client.get_random_node()):
+            raise ConnectionError("no broker reachable")
+
+    async def temporal_server() -> None:
+        await temporal.service_client.check_health()
+
+    async def background() -> None:
+        dead = [name for name, task in tasks.items() if task.done()]
+        if dead:
+            raise RuntimeError(f"stopped: {', '.join(dead)}")
+        if consumer is not None and not consumer.assigned:
+            raise RuntimeError("consumer has no partitions assigned yet")
+
+    return {"database": database, "kafka": kafka, "temporal": temporal_server, "background": background}
+
+
+def _report_exit(name: str, task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception():
+        log.error("%s stopped", name, exc_info=task.exception())
+
+
+@retry(stop=stop_after_delay(60), wait=wait_fixed(1), reraise=True)
+async def _start_with_retry(start: Callable[[], Awaitable[None]]) -> None:
+    await start()
+
+
+def run(definition: ServiceDefinition) -> None:
+    """The whole `main` of a service."""
+    settings = Settings()
+    configure_logging(definition.name, settings.log_level)
+    uvicorn.run(
+        create_app(definition, settings),
+        host=settings.http_host,
+        port=settings.http_port or definition.http_port,
+        log_config=None,  # keep our JSON logging
+    )

@@ -1,0 +1,29 @@
+"""Every service reads the same settings from the environment (twelve-factor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(Path(".data"), alias="CONCERTO_DATA_DIR")
+    # Any SQLAlchemy async URL; `{service}` is replaced by the service name so one setting can
+    # give each service its own database, e.g. postgresql+asyncpg://u:p@db/concerto_{service}.
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    temporal_address: str = Field("127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("default", alias="TEMPORAL_NAMESPACE")
+    http_host: str = Field("127.0.0.1", alias="HTTP_HOST")
+    http_port: int | None = Field(None, alias="HTTP_PORT")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    def database_url_for(self, service: str) -> str:
+        if self.database_url:
+            return self.database_url.replace("{service}", service)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / service}.db"

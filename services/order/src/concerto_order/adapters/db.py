@@ -1,0 +1,96 @@
+"""The order context's own tables and the queries on them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Numeric, String, Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from concerto_contracts.http import OrderStatus
+from concerto_order.domain.model import Product
+
+tables = MetaData()
+
+orders = Table(
+    "orders",
+    tables,
+    Column("order_id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("idempotency_key", String(200), unique=True, nullable=True),
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("submission", JSON, nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("totals", JSON, nullable=True),
+    Column("payment", JSON, nullable=True),
+    Column("shipment", JSON, nullable=True),
+    Column("cancellation_reason", String(100), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+products = Table(
+    "products",
+    tables,
+    Column("sku", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("unit_price", Numeric(12, 2), nullable=False),
+    Column("weight_grams", Integer, nullable=False),
+)
+
+# A local projection of fulfillment's StockLevelChanged events: order reads it, never writes it
+# from its own decisions.
+stock_levels = Table(
+    "stock_levels",
+    tables,
+    Column("sku", String(64), primary_key=True),
+    Column("available", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A projection of loyalty's TierChanged events, so an order carries the customer's tier.
+customer_tiers = Table(
+    "customer_tiers",
+    tables,
+    Column("customer_id", String(64), primary_key=True),
+    Column("tier", String(20), nullable=False),
+)
+
+
+async def catalog(session: AsyncSession) -> dict[str, Product]:
+    rows = (await session.execute(select(products))).all()
+    return {row.sku: Product(row.sku, row.name, row.unit_price, row.weight_grams) for row in rows}
+
+
+async def stock(session: AsyncSession) -> dict[str, int]:
+    return {row.sku: row.available for row in (await session.execute(select(stock_levels))).all()}
+
+
+async def get_order(session: AsyncSession, order_id: str) -> Any | None:
+    return (await session.execute(select(orders).where(orders.c.order_id == order_id))).first()
+
+
+async def find_by_idempotency_key(session: AsyncSession, key: str) -> Any | None:
+    return (await session.execute(select(orders).where(orders.c.idempotency_key == key))).first()
+
+
+async def is_first_order(session: AsyncSession, customer_id: str, order_id: str) -> bool:
+    earlier = await session.scalar(
+        select(func.count())
+        .select_from(orders)
+        .where(orders.c.customer_id == customer_id, orders.c.order_id != order_id, orders.c.status != OrderStatus.CANCELLED)
+    )
+    return earlier == 0
+
+
+async def tier_of(session: AsyncSession, customer_id: str) -> str:
+    return await session.scalar(select(customer_tiers.c.tier).where(customer_tiers.c.customer_id == customer_id)) or "standard"
+
+
+async def update_order(session: AsyncSession, order_id: str, **values: Any) -> None:
+    await session.execute(
+        update(orders).where(orders.c.order_id == order_id).values(updated_at=datetime.now(timezone.utc), **values)
+    )

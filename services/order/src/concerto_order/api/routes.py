@@ -1,0 +1,145 @@
+"""The order context's HTTP API, reached through the gateway only."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Header
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from concerto_contracts.http import (
+    OrderAccepted,
+    OrderLine,
+    OrderStatus,
+    OrderSubmission,
+    OrderView,
+    PaymentView,
+    Product,
+    ProductList,
+    ShipmentView,
+)
+from concerto_observability import bind, new_correlation_id
+from concerto_order.adapters import db
+from concerto_order.domain.catalog import CURRENCY
+from concerto_order.domain.model import UnknownProducts, UnknownPromotions, check_order
+from concerto_order.workflows.inputs import TASK_QUEUE, PlaceOrder
+from concerto_order.workflows.order_workflow import OrderWorkflow
+from concerto_runtime import Problem, Runtime, runtime_of
+
+router = APIRouter()
+
+
+def workflow_id(order_id: str) -> str:
+    return f"order-{order_id}"
+
+
+@router.post("/orders", status_code=202)
+async def place_order(
+    submission: OrderSubmission,
+    runtime: Runtime = Depends(runtime_of),
+    idempotency_key: str | None = Header(None),
+    x_correlation_id: str | None = Header(None),
+) -> OrderAccepted:
+    async with runtime.sessions() as session:
+        try:
+            check_order([item.sku for item in submission.items], submission.promotion_codes, await db.catalog(session))
+        except (UnknownProducts, UnknownPromotions) as exc:
+            raise Problem(422, "Invalid order", str(exc)) from None
+
+    order_id, correlation_id = str(uuid.uuid4()), x_correlation_id or new_correlation_id()
+    try:
+        async with runtime.sessions() as session, session.begin():
+            await session.execute(
+                insert(db.orders).values(
+                    order_id=order_id,
+                    customer_id=submission.customer.id,
+                    status=OrderStatus.PENDING,
+                    correlation_id=correlation_id,
+                    idempotency_key=idempotency_key,
+                    request_fingerprint=submission.request_fingerprint,
+                    submission=submission.model_dump(mode="json"),
+                    items=[item.model_dump(mode="json") for item in submission.items],
+                )
+            )
+    except IntegrityError:
+        # The same Idempotency-Key was used before: the same order if the body is the same.
+        async with runtime.sessions() as session:
+            existing = await db.find_by_idempotency_key(session, idempotency_key or "")
+        if existing is None:
+            raise
+        if existing.request_fingerprint != submission.request_fingerprint:
+            raise Problem(422, "Idempotency-Key reused", "this Idempotency-Key was already used with a different request body") from None
+        order_id, correlation_id = existing.order_id, existing.correlation_id
+        submission = OrderSubmission.model_validate(existing.submission)
+
+    # Started after the row is committed, and again on a retry: a crash in between loses nothing.
+    with bind(correlation_id=correlation_id, order_id=order_id):
+        await runtime.temporal.start_workflow(
+            OrderWorkflow.run,
+            PlaceOrder(order_id=order_id, correlation_id=correlation_id, **submission.model_dump(exclude={"request_fingerprint"})),
+            id=workflow_id(order_id),
+            task_queue=TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+    async with runtime.sessions() as session:
+        status = (await db.get_order(session, order_id)).status
+    return OrderAccepted(order_id=order_id, status=status, correlation_id=correlation_id)
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, runtime: Runtime = Depends(runtime_of)) -> OrderView:
+    async with runtime.sessions() as session:
+        order = await db.get_order(session, order_id)
+    if order is None:
+        raise Problem(404, "Order not found", f"no order with id {order_id}")
+    return OrderView(
+        order_id=order.order_id,
+        status=order.status,
+        customer_id=order.customer_id,
+        correlation_id=order.correlation_id,
+        items=[OrderLine.model_validate(item) for item in order.items],
+        totals=order.totals,
+        cancellation_reason=order.cancellation_reason,
+        payment=PaymentView.model_validate(order.payment) if order.payment else None,
+        shipment=ShipmentView.model_validate(order.shipment) if order.shipment else None,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+@router.post("/orders/{order_id}/cancel", status_code=202)
+async def cancel_order(order_id: str, runtime: Runtime = Depends(runtime_of)) -> OrderView:
+    current = await get_order(order_id, runtime)
+    if current.status == OrderStatus.CANCELLED:
+        return current
+    if current.status.terminal:
+        raise Problem(409, "Order cannot be cancelled", f"the order is already {current.status.lower()}")
+    try:
+        await runtime.temporal.get_workflow_handle(workflow_id(order_id)).execute_update(
+            OrderWorkflow.request_cancellation
+        )
+    except WorkflowUpdateFailedError:
+        raise Problem(409, "Order cannot be cancelled", "the order has already been handed to the carrier") from None
+    except RPCError:
+        # The workflow finished in the meantime: answer with what it became.
+        refreshed = await get_order(order_id, runtime)
+        if refreshed.status != OrderStatus.CANCELLED:
+            raise Problem(409, "Order cannot be cancelled", f"the order is already {refreshed.status.lower()}") from None
+    return await get_order(order_id, runtime)
+
+
+@router.get("/products")
+async def list_products(runtime: Runtime = Depends(runtime_of)) -> ProductList:
+    async with runtime.sessions() as session:
+        catalog = await db.catalog(session)
+        available = await db.stock(session)
+    return ProductList(
+        items=[
+            Product(sku=p.sku, name=p.name, unit_price=p.unit_price, currency=CURRENCY, available=available.get(p.sku))
+            for p in catalog.values()
+        ]
+    )

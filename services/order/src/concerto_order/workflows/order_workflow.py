@@ -1,0 +1,164 @@
+"""OrderWorkflow: the order context's process, orchestrated by Temporal.
+
+It prices and confirms the order, announces OrderConfirmed, then waits (with deadlines) for
+the milestones the other contexts announce on Kafka, which arrive here as signals:
+payment, stock reservation, shipment. It ends COMPLETED or CANCELLED, never in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from concerto_contracts.events import PaymentCompleted, PaymentFailed, ShipmentDispatched, ShipmentScheduled
+    from concerto_contracts.http import OrderStatus, PaymentView, ShipmentView
+    from concerto_order.workflows.activities import OrderActivities
+    from concerto_order.workflows.inputs import (
+        CloseOrder,
+        ConfirmOrder,
+        EventReceived,
+        OrderOutcome,
+        PlaceOrder,
+        RecordProgress,
+    )
+
+ACTIVITY_OPTIONS = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+}
+
+
+@workflow.defn
+class OrderWorkflow:
+    def __init__(self) -> None:
+        self._events: dict[str, EventReceived] = {}
+        self._cancel_requested = False
+        self._status = OrderStatus.PENDING
+
+    @workflow.signal
+    def event_received(self, event: EventReceived) -> None:
+        # The first delivery counts; a redelivered event changes nothing.
+        self._events.setdefault(event.name, event)
+
+    @workflow.update
+    def request_cancellation(self) -> OrderStatus:
+        self._cancel_requested = True
+        return self._status
+
+    @request_cancellation.validator
+    def _refuse_once_shipping(self) -> None:
+        # The pivot: once fulfillment has scheduled the shipment there is no way back.
+        if "ShipmentScheduled" in self._events or self._status in (OrderStatus.SHIPPED, OrderStatus.COMPLETED):
+            raise ValueError("the order is already being shipped and can no longer be cancelled")
+
+    @workflow.query
+    def status(self) -> OrderStatus:
+        return self._status
+
+    @workflow.run
+    async def run(self, order: PlaceOrder) -> OrderOutcome:
+        pricing = await workflow.execute_activity_method(OrderActivities.price_order, order, **ACTIVITY_OPTIONS)
+        if pricing.snapshot is None:
+            return await self._cancel(order, pricing.rejection or "rejected")
+        await workflow.execute_activity_method(
+            OrderActivities.confirm_order,
+            ConfirmOrder(
+                order_id=order.order_id,
+                correlation_id=order.correlation_id,
+                snapshot=pricing.snapshot,
+                payment_method_id=order.payment_method_id,
+            ),
+            **ACTIVITY_OPTIONS,
+        )
+        self._status = OrderStatus.CONFIRMED
+
+        # Payment: PaymentCompleted or PaymentFailed, within the payment deadline.
+        payment = await self._wait_for("PaymentCompleted", "PaymentFailed", seconds=order.payment_deadline_seconds)
+        if payment is None:
+            return await self._cancel(order, "customer_cancelled" if self._cancel_requested else "payment_timeout")
+        if payment.name == "PaymentFailed":
+            reason = PaymentFailed.model_validate(payment.data).reason
+            return await self._cancel(order, f"payment_{reason}", payment)
+        paid = PaymentCompleted.model_validate(payment.data)
+        await self._progress(
+            order, OrderStatus.PAID, payment=PaymentView(payment_id=paid.payment_id, card=paid.card, gateway=paid.gateway)
+        )
+
+        # Fulfillment: stock reserved (or not), then the shipment, up to dispatch: the pivot.
+        reserved = await self._wait_for(
+            "InventoryReserved", "InventoryUnavailable", seconds=order.fulfillment_deadline_seconds
+        )
+        if reserved is None:
+            return await self._cancel(order, "customer_cancelled" if self._cancel_requested else "fulfillment_timeout")
+        if reserved.name == "InventoryUnavailable":
+            return await self._cancel(order, "out_of_stock", reserved)
+        await self._progress(order, OrderStatus.FULFILLING)
+
+        scheduled = await self._wait_for("ShipmentScheduled", seconds=order.fulfillment_deadline_seconds)
+        if scheduled is None:
+            return await self._cancel(order, "customer_cancelled" if self._cancel_requested else "fulfillment_timeout")
+        shipment = ShipmentScheduled.model_validate(scheduled.data)
+        await self._progress(order, OrderStatus.FULFILLING, shipment=_shipment_view(shipment))
+
+        # Past the pivot: cancellation requests are refused (see the validator above).
+        dispatched = await self._wait_for("ShipmentDispatched", seconds=order.fulfillment_deadline_seconds, cancellable=False)
+        if dispatched is None:
+            return await self._cancel(order, "fulfillment_timeout")
+        sent = ShipmentDispatched.model_validate(dispatched.data)
+        await self._progress(order, OrderStatus.SHIPPED, shipment=_shipment_view(shipment, sent))
+
+        await workflow.execute_activity_method(
+            OrderActivities.complete_order,
+            CloseOrder(order_id=order.order_id, correlation_id=order.correlation_id, causation_id=dispatched.event_id),
+            **ACTIVITY_OPTIONS,
+        )
+        self._status = OrderStatus.COMPLETED
+        return OrderOutcome(status=OrderStatus.COMPLETED)
+
+    async def _wait_for(self, *names: str, seconds: int, cancellable: bool = True) -> EventReceived | None:
+        """The first of the named events, or None on deadline or (if allowed) cancellation."""
+
+        def arrived() -> bool:
+            return any(name in self._events for name in names) or (cancellable and self._cancel_requested)
+
+        try:
+            await workflow.wait_condition(arrived, timeout=timedelta(seconds=seconds))
+        except asyncio.TimeoutError:
+            return None
+        return next((self._events[name] for name in names if name in self._events), None)
+
+    async def _progress(self, order: PlaceOrder, status: OrderStatus, **details) -> None:
+        await workflow.execute_activity_method(
+            OrderActivities.record_progress,
+            RecordProgress(order_id=order.order_id, status=status, **details),
+            **ACTIVITY_OPTIONS,
+        )
+        self._status = status
+
+    async def _cancel(self, order: PlaceOrder, reason: str, cause: EventReceived | None = None) -> OrderOutcome:
+        await workflow.execute_activity_method(
+            OrderActivities.cancel_order,
+            CloseOrder(
+                order_id=order.order_id,
+                correlation_id=order.correlation_id,
+                causation_id=cause.event_id if cause else None,
+                reason=reason,
+            ),
+            **ACTIVITY_OPTIONS,
+        )
+        self._status = OrderStatus.CANCELLED
+        return OrderOutcome(status=OrderStatus.CANCELLED, cancellation_reason=reason)
+
+
+def _shipment_view(scheduled: ShipmentScheduled, dispatched: ShipmentDispatched | None = None) -> ShipmentView:
+    return ShipmentView(
+        shipment_id=scheduled.shipment_id,
+        carrier=scheduled.carrier,
+        tracking_number=scheduled.tracking_number,
+        warehouse=scheduled.warehouse,
+        dispatched_at=dispatched.dispatched_at if dispatched else None,
+    )
