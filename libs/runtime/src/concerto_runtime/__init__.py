@@ -1,7 +1,7 @@
 """Service defaults shared by every Concerto service."""
 
 from concerto_runtime.problems import Problem, install_problem_handlers, problem_response
-from concerto_runtime.service import Runtime, ServiceDefinition, create_app, run, runtime_of
+from concerto_runtime.service import Runtime, ServiceDefinition, create_app, run, runtime_of, serve
 from concerto_runtime.settings import Settings
 from concerto_runtime.temporal import connect_temporal, create_worker
 
@@ -17,4 +17,5 @@ __all__ = [
     "problem_response",
     "run",
     "runtime_of",
+    "serve",
 ]

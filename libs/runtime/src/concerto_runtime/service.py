@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -190,10 +191,12 @@ async def _start_with_retry(start: Callable[[], Awaitable[None]]) -> None:
 def run(definition: ServiceDefinition) -> None:
     """The whole `main` of a service."""
     settings = Settings()
-    configure_logging(definition.name, settings.log_level)
-    uvicorn.run(
-        create_app(definition, settings),
-        host=settings.http_host,
-        port=settings.http_port or definition.http_port,
-        log_config=None,  # keep our JSON logging
-    )
+    serve(create_app(definition, settings), definition.name, settings.http_port or definition.http_port, settings)
+
+
+def serve(app: FastAPI, name: str, port: int, settings: Settings) -> None:
+    configure_logging(name, settings.log_level)
+    uvicorn.run(app, host=settings.http_host, port=port, log_config=None)  # log_config=None: keep our JSON logs
+    # Skip interpreter teardown: Temporal's core threads can abort it (temporalio/sdk-python#300).
+    logging.shutdown()
+    os._exit(0)

@@ -1,0 +1,171 @@
+"""The producing side: UnitOfWork writes the outbox with the state change; OutboxRelay
+publishes it to the real Kafka broker as binary-mode CloudEvents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from sqlalchemy import insert, select
+
+from concerto_contracts import decode
+from concerto_contracts.events import OrderCancelled
+from concerto_messaging import OutboxRelay, UnitOfWork
+from concerto_messaging.tables import outbox
+from concerto_runtime.testing import eventually
+
+
+async def _place(sessions, helpers, order_id: str, *, commit: bool, published: asyncio.Event | None = None):
+    """One unit of work: the order's state change plus the event announcing it."""
+    async with UnitOfWork(sessions, helpers.SOURCE, published) as uow:
+        await uow.session.execute(insert(helpers.orders).values(order_id=order_id, status="CANCELLED"))
+        event_id = uow.publish(helpers.cancelled(order_id), correlation_id="corr-1", causation_id="cause-1")
+        if commit:
+            await uow.commit()
+    return event_id
+
+
+async def test_commit_writes_the_outbox_row_with_the_state_change(sessions, db, helpers):
+    order_id = helpers.unique("ord")
+    published = asyncio.Event()
+
+    event_id = await _place(sessions, helpers, order_id, commit=True, published=published)
+
+    assert published.is_set(), "commit() should wake the relay"
+    assert await db.rows(select(helpers.orders.c.order_id, helpers.orders.c.status)) == [(order_id, "CANCELLED")]
+    [row] = await db.rows(select(outbox))
+    assert row.event_id == event_id
+    assert row.event_type == "concerto.order.OrderCancelled.v1"
+    assert row.topic == OrderCancelled.topic
+    assert row.key == order_id.encode()
+    assert row.published_at is None
+    assert row.created_at is not None
+    assert row.headers["ce_id"] == event_id
+    assert row.headers["ce_correlationid"] == "corr-1"
+    assert row.headers["ce_causationid"] == "cause-1"
+    assert row.headers["ce_source"] == helpers.SOURCE
+    # The row holds exactly what goes on the wire: it decodes back to the event.
+    envelope = decode([(k, v.encode()) for k, v in row.headers.items()], row.key, row.value)
+    assert envelope.id == event_id
+    assert envelope.event == helpers.cancelled(order_id)
+
+
+@pytest.mark.parametrize("how", ["no-commit", "exception"])
+async def test_rollback_writes_neither_state_nor_outbox(sessions, db, helpers, how):
+    order_id = helpers.unique("ord")
+    published = asyncio.Event()
+
+    if how == "no-commit":
+        await _place(sessions, helpers, order_id, commit=False, published=published)
+    else:
+        with pytest.raises(RuntimeError, match="after publishing"):
+            async with UnitOfWork(sessions, helpers.SOURCE, published) as uow:
+                await uow.session.execute(insert(helpers.orders).values(order_id=order_id, status="CANCELLED"))
+                uow.publish(helpers.cancelled(order_id), correlation_id="corr-1")
+                await uow.session.flush()
+                raise RuntimeError("boom after publishing")
+
+    assert await db.count(helpers.orders) == 0
+    assert await db.count(outbox) == 0
+    assert not published.is_set()
+
+
+async def test_a_failed_state_change_publishes_nothing(sessions, db, helpers):
+    order_id = helpers.unique("ord")
+    await _place(sessions, helpers, order_id, commit=True)
+
+    # The same order again violates the state table's primary key: its event must not be kept.
+    with pytest.raises(Exception):
+        async with UnitOfWork(sessions, helpers.SOURCE) as uow:
+            uow.publish(helpers.cancelled(order_id), correlation_id="corr-2")
+            await uow.session.execute(insert(helpers.orders).values(order_id=order_id, status="CANCELLED"))
+            await uow.commit()
+
+    assert await db.count(helpers.orders) == 1
+    assert [row.headers["ce_correlationid"] for row in await db.rows(select(outbox))] == ["corr-1"]
+
+
+@pytest.mark.integration
+async def test_relay_publishes_binary_mode_cloudevents_and_marks_rows_published(sessions, db, kafka, producer, order_topic, helpers):
+    order_ids = [helpers.unique("ord") for _ in range(3)]
+    event_ids = [await _place(sessions, helpers, order_id, commit=True) for order_id in order_ids]
+    relay = OutboxRelay(sessions, producer)
+
+    assert await relay.publish_pending() == 3
+    assert await relay.publish_pending() == 0  # nothing is published twice
+
+    rows = await db.rows(select(outbox).order_by(outbox.c.id))
+    assert [row.event_id for row in rows] == event_ids
+    assert all(row.published_at is not None for row in rows)
+
+    records = await kafka.read_all(order_topic, at_least=3)
+    assert len(records) == 3
+    by_id = {dict(r.headers)["ce_id"].decode(): r for r in records}
+    assert set(by_id) == set(event_ids)
+    for row in rows:
+        record = by_id[row.event_id]
+        headers = dict(record.headers)
+        # Binary content mode: attributes as ce_ headers, content-type, JSON data as the value.
+        assert all(name.startswith("ce_") or name == "content-type" for name in headers), list(headers)
+        assert headers["content-type"] == b"application/json"
+        assert headers["ce_specversion"] == b"1.0"
+        assert headers["ce_type"] == b"concerto.order.OrderCancelled.v1"
+        assert record.key == row.key
+        assert record.value == row.value
+        assert json.loads(record.value)["order_id"] == record.key.decode()
+        envelope = decode(record.headers, record.key, record.value)
+        assert envelope.key == record.key.decode()
+        assert envelope.event == helpers.cancelled(record.key.decode())
+        assert envelope.correlation_id == "corr-1"
+        assert envelope.causation_id == "cause-1"
+
+
+@pytest.mark.integration
+async def test_relay_keeps_one_orders_events_in_order(sessions, kafka, producer, order_topic, helpers):
+    order_id = helpers.unique("ord")
+    async with UnitOfWork(sessions, helpers.SOURCE) as uow:
+        ids = [uow.publish(helpers.cancelled(order_id, reason=f"step {i}"), correlation_id="c") for i in range(5)]
+        await uow.commit()
+    async with UnitOfWork(sessions, helpers.SOURCE) as uow:
+        ids.append(uow.publish(helpers.cancelled(order_id, reason="step 5"), correlation_id="c"))
+        await uow.commit()
+
+    assert await OutboxRelay(sessions, producer, batch_size=4).publish_pending() == 4
+    assert await OutboxRelay(sessions, producer, batch_size=4).publish_pending() == 2
+
+    records = await kafka.read_all(order_topic, at_least=6)
+    assert len({r.partition for r in records}) == 1, "one key, one partition"
+    assert [dict(r.headers)["ce_id"].decode() for r in records] == ids
+    assert [json.loads(r.value)["reason"] for r in records] == [f"step {i}" for i in range(6)]
+
+
+@pytest.mark.integration
+async def test_relay_run_is_woken_by_a_commit(sessions, db, kafka, producer, order_topic, helpers):
+    # A poll interval far longer than the deadline: only the wake-up can publish in time.
+    relay = OutboxRelay(sessions, producer, poll_interval=120)
+    task = asyncio.create_task(relay.run())
+    try:
+        # Let run() finish its first (empty) pass and go to sleep on the wake event.
+        await eventually(lambda: _idle(relay), timeout=10, interval=0.02, what="the relay to wait for work")
+        order_id = helpers.unique("ord")
+        event_id = await _place(sessions, helpers, order_id, commit=True, published=relay.wake)
+
+        async def published():
+            return await db.count(outbox, outbox.c.event_id == event_id, outbox.c.published_at.is_not(None))
+
+        await eventually(published, timeout=10, interval=0.05, what="the relay to publish the committed event")
+        [record] = await kafka.read_all(order_topic, at_least=1)
+        assert dict(record.headers)["ce_id"] == event_id.encode()
+        assert record.key == order_id.encode()
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+
+
+async def _idle(relay: OutboxRelay) -> bool:
+    # run() is idle once it awaits the wake event (it has a waiter then).
+    return bool(getattr(relay.wake, "_waiters", None))

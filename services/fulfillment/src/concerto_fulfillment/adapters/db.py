@@ -1,0 +1,62 @@
+"""The fulfillment context's tables: stock per warehouse and shipments."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+tables = MetaData()
+
+stock = Table(
+    "stock",
+    tables,
+    Column("warehouse", String(20), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("available", Integer, nullable=False),
+)
+
+shipments = Table(
+    "shipments",
+    tables,
+    Column("shipment_id", String(80), primary_key=True),
+    Column("order_id", String(64), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),  # RESERVED, SCHEDULED, DISPATCHED, CANCELLED
+    Column("warehouse", String(20), nullable=False),
+    Column("items", JSON, nullable=False),
+    Column("carrier", String(40), nullable=True),
+    Column("tracking_number", String(40), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("dispatched_at", DateTime(timezone=True), nullable=True),
+)
+
+
+async def stock_by_warehouse(session: AsyncSession) -> dict[str, dict[str, int]]:
+    levels: dict[str, dict[str, int]] = {}
+    for row in (await session.execute(select(stock))).all():
+        levels.setdefault(row.warehouse, {})[row.sku] = row.available
+    return levels
+
+
+async def total_available(session: AsyncSession, sku: str) -> int:
+    return await session.scalar(select(func.coalesce(func.sum(stock.c.available), 0)).where(stock.c.sku == sku))
+
+
+async def adjust_stock(session: AsyncSession, warehouse: str, sku: str, delta: int) -> None:
+    await session.execute(
+        update(stock).where(stock.c.warehouse == warehouse, stock.c.sku == sku).values(available=stock.c.available + delta)
+    )
+
+
+async def get_shipment(session: AsyncSession, order_id: str) -> Any | None:
+    return (await session.execute(select(shipments).where(shipments.c.order_id == order_id))).first()
+
+
+async def update_shipment(session: AsyncSession, order_id: str, **values: Any) -> None:
+    await session.execute(update(shipments).where(shipments.c.order_id == order_id).values(**values))
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,54 @@
+"""How the fulfillment context reacts to other contexts' events: a paid order is fulfilled;
+a cancelled order stops its fulfillment if the parcel has not left yet."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from concerto_contracts import Envelope
+from concerto_contracts.events import OrderCancelled, PaymentCompleted
+from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkflow
+from concerto_fulfillment.workflows.inputs import TASK_QUEUE, FulfillOrder
+from concerto_messaging import Handler
+from concerto_runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def workflow_id(order_id: str) -> str:
+    return f"fulfillment-{order_id}"
+
+
+def handlers(runtime: Runtime) -> dict[type, Handler]:
+    async def fulfill(envelope: Envelope, _: AsyncSession) -> None:
+        event: PaymentCompleted = envelope.event
+        try:
+            await runtime.temporal.start_workflow(
+                FulfillmentWorkflow.run,
+                FulfillOrder(
+                    payment_id=event.payment_id,
+                    correlation_id=envelope.correlation_id,
+                    causation_id=envelope.id,
+                    order=event.order,
+                ),
+                id=workflow_id(event.order_id),
+                task_queue=TASK_QUEUE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            log.info("order already fulfilled")
+
+    async def stop_fulfillment(envelope: Envelope, _: AsyncSession) -> None:
+        try:
+            await runtime.temporal.get_workflow_handle(workflow_id(envelope.key)).signal(FulfillmentWorkflow.order_cancelled)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise  # not found: never paid, so never fulfilled, or already finished
+
+    return {PaymentCompleted: fulfill, OrderCancelled: stop_fulfillment}

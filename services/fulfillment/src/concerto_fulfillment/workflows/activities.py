@@ -1,0 +1,147 @@
+"""FulfillmentWorkflow's activities. Each may run more than once, so each moves the shipment
+on only from the status it expects."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from temporalio import activity
+
+from concerto_contracts.events import (
+    InventoryReserved,
+    InventoryUnavailable,
+    ShipmentDispatched,
+    ShipmentScheduled,
+    StockLevelChanged,
+)
+from concerto_fulfillment.adapters import db
+from concerto_fulfillment.domain.model import carrier_for, choose_warehouse, short_skus, tracking_number
+from concerto_fulfillment.workflows.inputs import FulfillOrder, Reservation
+from concerto_messaging import UnitOfWork
+from concerto_observability import bind
+from concerto_runtime import Runtime
+
+
+def shipment_id_for(order_id: str) -> str:
+    return f"shp-{order_id}"
+
+
+class FulfillmentActivities:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    @activity.defn
+    async def reserve_stock(self, request: FulfillOrder) -> Reservation:
+        order = request.order
+        with bind(correlation_id=request.correlation_id, order_id=order.order_id):
+            async with self._runtime.unit_of_work() as uow:
+                existing = await db.get_shipment(uow.session, order.order_id)
+                if existing is not None:
+                    return Reservation(reserved=True, warehouse=existing.warehouse)
+                needed = Counter()
+                for item in order.items:
+                    needed[item.sku] += item.quantity
+                stock = await db.stock_by_warehouse(uow.session)
+                warehouse = choose_warehouse(needed, stock, order.shipping_address.country)
+                if warehouse is None:
+                    uow.publish(
+                        InventoryUnavailable(
+                            order_id=order.order_id,
+                            customer_id=order.customer.id,
+                            unavailable_skus=short_skus(needed, stock) or sorted(needed),
+                            payment_id=request.payment_id,
+                        ),
+                        correlation_id=request.correlation_id,
+                        causation_id=request.causation_id,
+                    )
+                    await uow.commit()
+                    return Reservation(reserved=False)
+                for sku, quantity in needed.items():
+                    await db.adjust_stock(uow.session, warehouse, sku, -quantity)
+                await uow.session.execute(
+                    db.shipments.insert().values(
+                        shipment_id=shipment_id_for(order.order_id),
+                        order_id=order.order_id,
+                        status="RESERVED",
+                        warehouse=warehouse,
+                        items=[item.model_dump(mode="json") for item in order.items],
+                    )
+                )
+                uow.publish(
+                    InventoryReserved(order_id=order.order_id, warehouse=warehouse, items=order.items),
+                    correlation_id=request.correlation_id,
+                    causation_id=request.causation_id,
+                )
+                await publish_stock_levels(uow, list(needed), request.correlation_id)
+                await uow.commit()
+            activity.logger.info("stock reserved in %s", warehouse)
+            return Reservation(reserved=True, warehouse=warehouse)
+
+    @activity.defn
+    async def schedule_shipment(self, request: FulfillOrder) -> None:
+        order = request.order
+        async with self._runtime.unit_of_work() as uow:
+            shipment = await db.get_shipment(uow.session, order.order_id)
+            if shipment.status != "RESERVED":
+                return
+            weight = sum(item.weight_grams * item.quantity for item in order.items)
+            carrier = carrier_for(weight)
+            tracking = tracking_number(carrier, shipment.shipment_id)
+            await db.update_shipment(uow.session, order.order_id, status="SCHEDULED", carrier=carrier, tracking_number=tracking)
+            uow.publish(
+                ShipmentScheduled(
+                    order_id=order.order_id,
+                    shipment_id=shipment.shipment_id,
+                    warehouse=shipment.warehouse,
+                    carrier=carrier,
+                    tracking_number=tracking,
+                ),
+                correlation_id=request.correlation_id,
+                causation_id=request.causation_id,
+            )
+            await uow.commit()
+
+    @activity.defn
+    async def dispatch_shipment(self, request: FulfillOrder) -> None:
+        order = request.order
+        async with self._runtime.unit_of_work() as uow:
+            shipment = await db.get_shipment(uow.session, order.order_id)
+            if shipment.status != "SCHEDULED":
+                return
+            dispatched_at = db.now()
+            await db.update_shipment(uow.session, order.order_id, status="DISPATCHED", dispatched_at=dispatched_at)
+            uow.publish(
+                ShipmentDispatched(
+                    order_id=order.order_id,
+                    shipment_id=shipment.shipment_id,
+                    carrier=shipment.carrier,
+                    tracking_number=shipment.tracking_number,
+                    dispatched_at=dispatched_at,
+                ),
+                correlation_id=request.correlation_id,
+                causation_id=request.causation_id,
+            )
+            await uow.commit()
+
+    @activity.defn
+    async def release_stock(self, request: FulfillOrder) -> None:
+        """The compensation for reserve_stock: put the units back."""
+        order = request.order
+        async with self._runtime.unit_of_work() as uow:
+            shipment = await db.get_shipment(uow.session, order.order_id)
+            if shipment is None or shipment.status not in ("RESERVED", "SCHEDULED"):
+                return
+            skus = []
+            for item in shipment.items:
+                await db.adjust_stock(uow.session, shipment.warehouse, item["sku"], item["quantity"])
+                skus.append(item["sku"])
+            await db.update_shipment(uow.session, order.order_id, status="CANCELLED")
+            await publish_stock_levels(uow, skus, request.correlation_id)
+            await uow.commit()
+
+
+async def publish_stock_levels(uow: UnitOfWork, skus: list[str], correlation_id: str) -> None:
+    """Announce the new totals, for the order context's stock projection."""
+    for sku in dict.fromkeys(skus):
+        available = await db.total_available(uow.session, sku)
+        uow.publish(StockLevelChanged(sku=sku, available=available), correlation_id=correlation_id)

@@ -1,0 +1,50 @@
+"""FulfillmentWorkflow: reserve stock, schedule the shipment, hand it to the carrier.
+
+Dispatch is the pivot of the order saga: until then a cancelled order releases its stock;
+after it nothing is undone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from concerto_fulfillment.workflows.activities import FulfillmentActivities
+    from concerto_fulfillment.workflows.inputs import FulfillOrder
+
+ACTIVITY_OPTIONS = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+}
+
+
+@workflow.defn
+class FulfillmentWorkflow:
+    def __init__(self) -> None:
+        self._order_cancelled = False
+
+    @workflow.signal
+    def order_cancelled(self) -> None:
+        self._order_cancelled = True
+
+    @workflow.run
+    async def run(self, request: FulfillOrder) -> str:
+        reservation = await workflow.execute_activity_method(FulfillmentActivities.reserve_stock, request, **ACTIVITY_OPTIONS)
+        if not reservation.reserved:
+            return "unavailable"
+        if not self._order_cancelled:
+            await workflow.execute_activity_method(FulfillmentActivities.schedule_shipment, request, **ACTIVITY_OPTIONS)
+            # Wait for the carrier's pick-up, unless the order is cancelled meanwhile.
+            try:
+                await workflow.wait_condition(
+                    lambda: self._order_cancelled, timeout=timedelta(seconds=request.pickup_wait_seconds)
+                )
+            except TimeoutError:
+                pass
+        if self._order_cancelled:
+            await workflow.execute_activity_method(FulfillmentActivities.release_stock, request, **ACTIVITY_OPTIONS)
+            return "cancelled"
+        await workflow.execute_activity_method(FulfillmentActivities.dispatch_shipment, request, **ACTIVITY_OPTIONS)
+        return "dispatched"

@@ -1,0 +1,157 @@
+"""The API gateway: the only public door. It authenticates, rate-limits, validates, stamps a
+correlation id, and routes to the bounded contexts behind it. It holds no business logic."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from concerto_contracts.http import (
+    LoyaltyAccount,
+    OrderAccepted,
+    OrderSubmission,
+    OrderView,
+    PaymentMethodCreated,
+    PlaceOrderRequest,
+    ProductList,
+)
+from concerto_gateway.auth import Role, require
+from concerto_gateway.settings import GatewaySettings
+from concerto_gateway.upstream import Upstream, relay
+from concerto_observability import bind, new_correlation_id
+from concerto_runtime import Problem, install_problem_handlers, problem_response
+
+
+class ProblemDetails(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class StockLevel(BaseModel):
+    quantity: int = Field(ge=0, le=1_000_000)
+
+
+def _problems(*statuses: int) -> dict:
+    return {s: {"model": ProblemDetails, "content": {"application/problem+json": {}}} for s in statuses}
+
+
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+customer = Depends(require(Role.CUSTOMER))
+admin = Depends(require(Role.ADMIN))
+api = APIRouter(prefix="/api/v1", responses=_problems(401, 403, 429, 502, 503))
+
+
+def upstream(request: Request, name: str) -> Upstream:
+    return request.app.state.upstreams[name]
+
+
+@api.post("/orders", status_code=202, response_model=OrderAccepted, responses=_problems(422), tags=["orders"], dependencies=[customer])
+async def place_order(
+    body: PlaceOrderRequest,
+    request: Request,
+    idempotency_key: str | None = Header(None, max_length=200, description="Same key and body: the same order"),
+) -> JSONResponse:
+    """Place an order. It is accepted at once (202) and proceeds asynchronously: poll its status."""
+    # Exchange the card token for a payment method reference: the token stops here.
+    vaulted = await upstream(request, "payment").call("POST", "/payment-methods", json={"token": body.payment.token})
+    if vaulted.status_code != 201:
+        return relay(vaulted, request)
+    submission = OrderSubmission(
+        **body.model_dump(exclude={"payment"}),
+        payment_method_id=PaymentMethodCreated.model_validate(vaulted.json()).payment_method_id,
+        request_fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
+    )
+    return relay(
+        await upstream(request, "order").call(
+            "POST", "/orders", json=submission.model_dump(mode="json"), headers={"Idempotency-Key": idempotency_key}
+        ),
+        request,
+    )
+
+
+@api.get("/orders/{order_id}", response_model=OrderView, responses=_problems(404), tags=["orders"], dependencies=[customer])
+async def get_order(order_id: str, request: Request) -> JSONResponse:
+    return relay(await upstream(request, "order").call("GET", f"/orders/{order_id}"), request)
+
+
+@api.post("/orders/{order_id}/cancel", status_code=202, response_model=OrderView, responses=_problems(404, 409), tags=["orders"], dependencies=[customer])
+async def cancel_order(order_id: str, request: Request) -> JSONResponse:
+    """Cancel an order; refused (409) once the shipment is on its way."""
+    return relay(await upstream(request, "order").call("POST", f"/orders/{order_id}/cancel"), request)
+
+
+@api.get("/products", response_model=ProductList, tags=["catalog"], dependencies=[customer])
+async def list_products(request: Request) -> JSONResponse:
+    return relay(await upstream(request, "order").call("GET", "/products"), request)
+
+
+@api.get("/customers/{customer_id}/loyalty", response_model=LoyaltyAccount, tags=["loyalty"], dependencies=[customer])
+async def loyalty(customer_id: str, request: Request) -> JSONResponse:
+    return relay(await upstream(request, "loyalty").call("GET", f"/customers/{customer_id}/loyalty"), request)
+
+
+@api.put("/admin/inventory/{sku}", responses=_problems(404, 422), tags=["admin"], dependencies=[admin])
+async def set_inventory(sku: str, level: StockLevel, request: Request) -> JSONResponse:
+    """Set a sku's stock level (admin)."""
+    return relay(await upstream(request, "fulfillment").call("PUT", f"/inventory/{sku}", json=level.model_dump()), request)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = settings.upstream_timeout_seconds
+        app.state.upstreams = {
+            "order": Upstream("order", settings.order_url, timeout),
+            "payment": Upstream("payment", settings.payment_url, timeout),
+            "fulfillment": Upstream("fulfillment", settings.fulfillment_url, timeout),
+            "loyalty": Upstream("loyalty", settings.loyalty_url, timeout),
+        }
+        yield
+        for client in app.state.upstreams.values():
+            await client.close()
+
+    app = FastAPI(
+        title="Concerto API",
+        version="1.0.0",
+        description="Place and follow orders on the Concerto reference platform. Authenticate with `X-API-Key`. "
+        "Errors are RFC 9457 problem details (`application/problem+json`).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next) -> Response:
+        given = request.headers.get("X-Correlation-ID")
+        if given is not None and not CORRELATION_ID.match(given):
+            return problem_response(422, "Invalid request", "X-Correlation-ID must be 1-100 letters, digits or ._:-", request.url.path)
+        cid = given or new_correlation_id()
+        with bind(correlation_id=cid):
+            response = await call_next(request)
+        response.headers["X-Correlation-ID"] = cid
+        return response
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict:
+        return {"status": "alive"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready(request: Request) -> JSONResponse:
+        down = [name for name, client in request.app.state.upstreams.items() if not await client.ready()]
+        if down:
+            return problem_response(503, "Not ready", f"not ready: {', '.join(down)}", "/health/ready")
+        return JSONResponse({"status": "ready"})
+
+    app.include_router(api)
+    return app

@@ -1,0 +1,56 @@
+"""Calls from the gateway to the services behind it. A service's own problem+json answers
+(4xx) are passed on as they are; an unreachable or failing service becomes a 502/503."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from concerto_observability import correlation_id
+from concerto_runtime import Problem
+
+log = logging.getLogger(__name__)
+
+
+class Upstream:
+    def __init__(self, name: str, base_url: str, timeout: float) -> None:
+        self.name = name
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    async def call(self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        headers = {k: v for k, v in (headers or {}).items() if v is not None}
+        if correlation_id():
+            headers["X-Correlation-ID"] = correlation_id()
+        try:
+            response = await self._client.request(method, path, json=json, headers=headers)
+        except httpx.TimeoutException:
+            raise Problem(503, "Service unavailable", f"the {self.name} service did not answer in time") from None
+        except httpx.TransportError as exc:
+            log.warning("%s service unreachable: %s", self.name, exc)
+            raise Problem(503, "Service unavailable", f"the {self.name} service is unreachable") from None
+        if response.status_code >= 500:
+            log.error("%s service failed: %s %s", self.name, response.status_code, response.text[:500])
+            raise Problem(502, "Bad gateway", f"the {self.name} service failed")
+        return response
+
+    async def ready(self) -> bool:
+        try:
+            return (await self._client.get("/health/ready")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def relay(response: httpx.Response, request: Request) -> JSONResponse:
+    """Pass a service's answer on, problem+json included (pointing at the public path)."""
+    body = response.json()
+    media_type = response.headers.get("content-type", "application/json")
+    if media_type.startswith("application/problem+json"):
+        body["instance"] = request.url.path
+    return JSONResponse(body, status_code=response.status_code, media_type=media_type)

@@ -1,0 +1,42 @@
+"""LoyaltyAccountWorkflow: one long-running workflow per customer account (an entity
+workflow). Changes arrive as signals and are applied one at a time, so two orders paid at
+the same moment never race on the balance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from concerto_loyalty.workflows.activities import LoyaltyActivities
+    from concerto_loyalty.workflows.inputs import AccountChange
+
+ACTIVITY_OPTIONS = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+}
+# Keep each run's history short: start afresh after this many changes.
+CHANGES_PER_RUN = 200
+
+
+@workflow.defn
+class LoyaltyAccountWorkflow:
+    def __init__(self) -> None:
+        self._pending: list[AccountChange] = []
+
+    @workflow.signal
+    def change(self, change: AccountChange) -> None:
+        self._pending.append(change)
+
+    @workflow.run
+    async def run(self, customer_id: str) -> None:
+        applied = 0
+        while applied < CHANGES_PER_RUN or self._pending:
+            await workflow.wait_condition(lambda: bool(self._pending))
+            change = self._pending.pop(0)
+            await workflow.execute_activity_method(LoyaltyActivities.apply_change, change, **ACTIVITY_OPTIONS)
+            applied += 1
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(customer_id)

@@ -1,0 +1,467 @@
+"""OrderWorkflow on Temporal's time-skipping test server, with test activities in place of the
+database-backed OrderActivities: each records its call and returns a canned result.
+
+Deadlines cost nothing here: while a test awaits a workflow's result, the test server skips
+ahead to the next timer. Everything else is driven by signals and updates, as in production.
+
+The replay tests guard determinism. tests/histories/order_happy_path.json is a committed history
+of the happy path; if a change to OrderWorkflow makes it fail, that change would break orders
+already running in production (version the change with workflow.patched instead). Regenerate it
+only when the change is safe, or the history's format changed:
+
+    cd /work/main && .venv/bin/python services/order/tests/test_order_workflow.py
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.worker import Replayer, Worker
+
+from concerto_contracts.events import (
+    DomainEvent,
+    InventoryReserved,
+    InventoryUnavailable,
+    PaymentCompleted,
+    PaymentFailed,
+    ShipmentDispatched,
+    ShipmentScheduled,
+)
+from concerto_contracts.http import Address, Customer, OrderItemRequest, OrderStatus, PaymentView, ShipmentView
+from concerto_contracts.values import CustomerSnapshot, LineItem, MaskedCard, OrderSnapshot, ShippingAddress, Totals
+from concerto_order.workflows.inputs import (
+    CloseOrder,
+    ConfirmOrder,
+    EventReceived,
+    OrderOutcome,
+    PlaceOrder,
+    Pricing,
+    RecordProgress,
+)
+from concerto_order.workflows.order_workflow import OrderWorkflow
+from concerto_runtime.temporal import create_worker
+from concerto_runtime.testing import eventually, time_skipping_environment
+
+HISTORIES = Path(__file__).parent / "histories"
+HAPPY_PATH_HISTORY = HISTORIES / "order_happy_path.json"
+HISTORY_ORDER_ID = "history-fixture"
+
+CARD = MaskedCard(brand="visa", last4="4242")
+DISPATCHED_AT = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
+
+
+# --- an order, and the events other contexts announce about it -------------------------------
+
+
+def place_order(order_id: str | None = None, **overrides) -> PlaceOrder:
+    return PlaceOrder(
+        order_id=order_id or f"ord-{uuid.uuid4().hex[:12]}",
+        correlation_id="corr-1",
+        customer=Customer(id="cust-42", email="ada@example.com", name="Ada Lovelace"),
+        items=[OrderItemRequest(sku="CON-BATON", quantity=2)],
+        shipping_address=Address(name="Ada Lovelace", line1="12 St James's Square", city="London", postal_code="SW1Y 4JH", country="GB"),
+        payment_method_id="pm-1",
+        **overrides,
+    )
+
+
+def snapshot_of(order: PlaceOrder) -> OrderSnapshot:
+    return OrderSnapshot(
+        order_id=order.order_id,
+        customer=CustomerSnapshot(id=order.customer.id, first_order=True, email_masked="a***@example.com"),
+        items=[LineItem(sku="CON-BATON", name="Conductor's baton", quantity=2, unit_price=Decimal("24.00"), weight_grams=50)],
+        # As a ShippingAddress, which is what comes out of the payload (an Address compares unequal).
+        shipping_address=ShippingAddress(**order.shipping_address.model_dump()),
+        totals=Totals(
+            subtotal=Decimal("48.00"), discount=Decimal("0.00"), tax=Decimal("9.60"), shipping=Decimal("4.99"),
+            total=Decimal("62.59"), currency="EUR",
+        ),
+        channel=order.channel,
+    )
+
+
+def received(event: DomainEvent, event_id: str | None = None) -> EventReceived:
+    """The signal the order's Kafka handler sends for an event (see messaging/handlers.py)."""
+    name = type(event).__name__
+    return EventReceived(event_id=event_id or f"evt-{event.order_id}-{name}", name=name, data=event.model_dump(mode="json"))
+
+
+def payment_completed(order: PlaceOrder, payment_id: str = "pay-1", event_id: str | None = None) -> EventReceived:
+    return received(
+        PaymentCompleted(
+            order_id=order.order_id, payment_id=payment_id, amount=Decimal("62.59"), currency="EUR", card=CARD,
+            gateway="fakepay", order=snapshot_of(order),
+        ),
+        event_id,
+    )
+
+
+def payment_failed(order: PlaceOrder, reason: str) -> EventReceived:
+    return received(
+        PaymentFailed(order_id=order.order_id, payment_id="pay-1", amount=Decimal("62.59"), currency="EUR", reason=reason, card=CARD)
+    )
+
+
+def inventory_reserved(order: PlaceOrder) -> EventReceived:
+    return received(InventoryReserved(order_id=order.order_id, warehouse="wh-ams", items=snapshot_of(order).items))
+
+
+def inventory_unavailable(order: PlaceOrder) -> EventReceived:
+    return received(
+        InventoryUnavailable(order_id=order.order_id, customer_id=order.customer.id, unavailable_skus=["CON-BATON"], payment_id="pay-1")
+    )
+
+
+def shipment_scheduled(order: PlaceOrder) -> EventReceived:
+    return received(
+        ShipmentScheduled(order_id=order.order_id, shipment_id="shp-1", warehouse="wh-ams", carrier="postnl", tracking_number="TRK-1")
+    )
+
+
+def shipment_dispatched(order: PlaceOrder) -> EventReceived:
+    return received(
+        ShipmentDispatched(
+            order_id=order.order_id, shipment_id="shp-1", carrier="postnl", tracking_number="TRK-1", dispatched_at=DISPATCHED_AT
+        )
+    )
+
+
+def whole_journey(order: PlaceOrder) -> list[EventReceived]:
+    return [payment_completed(order), inventory_reserved(order), shipment_scheduled(order), shipment_dispatched(order)]
+
+
+# --- test activities -------------------------------------------------------------------------
+
+
+class Recorder:
+    """Stands in for OrderActivities: same activity names, calls recorded, results canned."""
+
+    def __init__(self, pricing: Pricing) -> None:
+        self.pricing = pricing
+        self.calls: list[tuple[str, BaseModel]] = []
+
+    def activities(self) -> list:
+        calls = self.calls
+
+        @activity.defn(name="price_order")
+        async def price_order(order: PlaceOrder) -> Pricing:
+            calls.append(("price_order", order))
+            return self.pricing
+
+        @activity.defn(name="confirm_order")
+        async def confirm_order(confirm: ConfirmOrder) -> None:
+            calls.append(("confirm_order", confirm))
+
+        @activity.defn(name="record_progress")
+        async def record_progress(progress: RecordProgress) -> None:
+            calls.append(("record_progress", progress))
+
+        @activity.defn(name="cancel_order")
+        async def cancel_order(close: CloseOrder) -> None:
+            calls.append(("cancel_order", close))
+
+        @activity.defn(name="complete_order")
+        async def complete_order(close: CloseOrder) -> None:
+            calls.append(("complete_order", close))
+
+        return [price_order, confirm_order, record_progress, cancel_order, complete_order]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def args(self, name: str) -> list:
+        return [arg for called, arg in self.calls if called == name]
+
+    @property
+    def statuses(self) -> list[OrderStatus]:
+        return [progress.status for progress in self.args("record_progress")]
+
+    def only(self, name: str):
+        (arg,) = self.args(name)
+        return arg
+
+
+@asynccontextmanager
+async def running(
+    client: Client, order: PlaceOrder, pricing: Pricing | None = None
+) -> AsyncIterator[tuple[WorkflowHandle[OrderWorkflow, OrderOutcome], Recorder, Worker]]:
+    """A worker with test activities on a queue of its own, and the order's workflow started on it."""
+    recorder = Recorder(pricing or Pricing(snapshot=snapshot_of(order)))
+    task_queue = f"order-test-{uuid.uuid4().hex[:8]}"
+    async with create_worker(client, task_queue, [OrderWorkflow], recorder.activities()) as worker:
+        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order.order_id}", task_queue=task_queue)
+        try:
+            yield handle, recorder, worker
+        finally:
+            # A failed test must not leave its order's timers behind for the next test's time skipping.
+            try:
+                await handle.terminate("test over")
+            except RPCError:
+                pass  # already closed, as it should be
+
+
+async def signal(handle: WorkflowHandle, *events: EventReceived) -> None:
+    for event in events:
+        await handle.signal(OrderWorkflow.event_received, event)
+
+
+async def reaches(handle: WorkflowHandle, status: OrderStatus) -> None:
+    async def probe() -> bool:
+        return await handle.query(OrderWorkflow.status) == status
+
+    await eventually(probe, timeout=10, interval=0.05, what=f"order status {status}")
+
+
+def expect_cancelled(outcome: OrderOutcome, recorder: Recorder, reason: str) -> CloseOrder:
+    assert outcome == OrderOutcome(status=OrderStatus.CANCELLED, cancellation_reason=reason)
+    assert recorder.names[-1] == "cancel_order"
+    assert "complete_order" not in recorder.names
+    close = recorder.only("cancel_order")
+    assert close.reason == reason
+    return close
+
+
+@pytest.fixture(scope="module")
+async def env():
+    async with time_skipping_environment() as env:
+        yield env
+
+
+# --- the happy path --------------------------------------------------------------------------
+
+
+async def test_order_workflow_happy_path_completes(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, *whole_journey(order))
+        outcome = await handle.result()
+        assert await handle.query(OrderWorkflow.status) == OrderStatus.COMPLETED
+
+    assert outcome == OrderOutcome(status=OrderStatus.COMPLETED)
+    assert recorder.names == ["price_order", "confirm_order"] + ["record_progress"] * 4 + ["complete_order"]
+    assert recorder.statuses == [OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.FULFILLING, OrderStatus.SHIPPED]
+
+    assert recorder.only("price_order") == order
+    assert recorder.only("confirm_order") == ConfirmOrder(
+        order_id=order.order_id, correlation_id="corr-1", snapshot=snapshot_of(order), payment_method_id="pm-1"
+    )
+    paid, reserved, scheduled, shipped = recorder.args("record_progress")
+    assert paid.payment == PaymentView(payment_id="pay-1", card=CARD, gateway="fakepay")
+    assert reserved.payment is None and reserved.shipment is None
+    assert scheduled.shipment == ShipmentView(shipment_id="shp-1", carrier="postnl", tracking_number="TRK-1", warehouse="wh-ams")
+    assert shipped.shipment == scheduled.shipment.model_copy(update={"dispatched_at": DISPATCHED_AT})
+    assert recorder.only("complete_order") == CloseOrder(
+        order_id=order.order_id, correlation_id="corr-1", causation_id=shipment_dispatched(order).event_id
+    )
+
+
+async def test_order_workflow_events_out_of_order_still_complete(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await reaches(handle, OrderStatus.CONFIRMED)  # waiting for the payment...
+        await signal(handle, *reversed(whole_journey(order)))  # ...when the shipment is announced first
+        outcome = await handle.result()
+
+    assert outcome == OrderOutcome(status=OrderStatus.COMPLETED)
+    assert recorder.statuses == [OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.FULFILLING, OrderStatus.SHIPPED]
+    assert recorder.only("complete_order").causation_id == shipment_dispatched(order).event_id
+
+
+async def test_order_workflow_redelivered_events_are_harmless(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        for event in whole_journey(order):
+            await signal(handle, event, event)  # Kafka delivers at least once
+        # Another PaymentCompleted for the same order: the first one counts.
+        await signal(handle, payment_completed(order, payment_id="pay-2", event_id="evt-other"))
+        outcome = await handle.result()
+
+    assert outcome == OrderOutcome(status=OrderStatus.COMPLETED)
+    assert recorder.names == ["price_order", "confirm_order"] + ["record_progress"] * 4 + ["complete_order"]
+    assert recorder.statuses == [OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.FULFILLING, OrderStatus.SHIPPED]
+    assert recorder.args("record_progress")[0].payment.payment_id == "pay-1"
+
+
+# --- cancellations ---------------------------------------------------------------------------
+
+
+async def test_order_workflow_declined_payment_cancels(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        declined = payment_failed(order, reason="declined")
+        await signal(handle, declined)
+        outcome = await handle.result()
+
+    close = expect_cancelled(outcome, recorder, "payment_declined")
+    assert recorder.names == ["price_order", "confirm_order", "cancel_order"]
+    assert close.causation_id == declined.event_id
+
+
+async def test_order_workflow_cancels_when_payment_misses_its_deadline(env):
+    order = place_order(payment_deadline_seconds=15 * 60)
+    async with running(env.client, order) as (handle, recorder, _):
+        outcome = await handle.result()  # the test server skips the 15 minutes
+
+    close = expect_cancelled(outcome, recorder, "payment_timeout")
+    assert recorder.names == ["price_order", "confirm_order", "cancel_order"]
+    assert close.causation_id is None
+
+
+async def test_order_workflow_cancels_when_fulfillment_misses_its_deadline(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, payment_completed(order))
+        outcome = await handle.result()  # a day skipped
+
+    expect_cancelled(outcome, recorder, "fulfillment_timeout")
+    assert recorder.statuses == [OrderStatus.PAID]
+
+
+async def test_order_workflow_out_of_stock_after_payment_cancels(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        unavailable = inventory_unavailable(order)
+        await signal(handle, payment_completed(order), unavailable)
+        outcome = await handle.result()
+
+    close = expect_cancelled(outcome, recorder, "out_of_stock")
+    assert recorder.names == ["price_order", "confirm_order", "record_progress", "cancel_order"]
+    assert recorder.statuses == [OrderStatus.PAID]
+    assert close.causation_id == unavailable.event_id
+
+
+async def test_order_workflow_rejected_pricing_cancels_without_confirming(env):
+    order = place_order()
+    async with running(env.client, order, Pricing(rejection="out_of_stock")) as (handle, recorder, _):
+        outcome = await handle.result()
+
+    close = expect_cancelled(outcome, recorder, "out_of_stock")
+    assert recorder.names == ["price_order", "cancel_order"]
+    assert close.causation_id is None
+
+
+async def test_order_workflow_customer_cancels_while_payment_is_awaited(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await reaches(handle, OrderStatus.CONFIRMED)
+        assert await handle.execute_update(OrderWorkflow.request_cancellation) == OrderStatus.CONFIRMED
+        outcome = await handle.result()
+
+    close = expect_cancelled(outcome, recorder, "customer_cancelled")
+    assert recorder.names == ["price_order", "confirm_order", "cancel_order"]
+    assert close.causation_id is None
+
+
+async def test_order_workflow_customer_cancels_after_payment_before_shipment(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, payment_completed(order), inventory_reserved(order))
+        await reaches(handle, OrderStatus.FULFILLING)
+        assert await handle.execute_update(OrderWorkflow.request_cancellation) == OrderStatus.FULFILLING
+        outcome = await handle.result()
+
+    expect_cancelled(outcome, recorder, "customer_cancelled")
+    assert recorder.statuses == [OrderStatus.PAID, OrderStatus.FULFILLING]
+
+
+async def test_order_workflow_refuses_cancellation_once_shipment_is_scheduled(env):
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, payment_completed(order), inventory_reserved(order), shipment_scheduled(order))
+
+        async def shipment_recorded() -> bool:
+            return any(progress.shipment for progress in recorder.args("record_progress"))
+
+        await eventually(shipment_recorded, timeout=10, interval=0.05, what="the scheduled shipment to be recorded")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(OrderWorkflow.request_cancellation)
+        assert "can no longer be cancelled" in str(refused.value.cause)
+
+        await signal(handle, shipment_dispatched(order))
+        outcome = await handle.result()
+
+    assert outcome == OrderOutcome(status=OrderStatus.COMPLETED)
+    assert "cancel_order" not in recorder.names
+    assert recorder.statuses == [OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.FULFILLING, OrderStatus.SHIPPED]
+
+
+async def test_order_workflow_refuses_cancellation_when_shipment_announced_early(env):
+    # ShipmentScheduled overtook the payment: the pivot is passed even though the workflow
+    # has not got that far yet.
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await reaches(handle, OrderStatus.CONFIRMED)
+        await signal(handle, shipment_scheduled(order))
+        # The update is delivered after the signal, in the same or a later workflow task.
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(OrderWorkflow.request_cancellation)
+        await signal(handle, payment_completed(order), inventory_reserved(order), shipment_dispatched(order))
+        outcome = await handle.result()
+
+    assert outcome == OrderOutcome(status=OrderStatus.COMPLETED)
+    assert "cancel_order" not in recorder.names
+
+
+# --- determinism -----------------------------------------------------------------------------
+
+
+async def happy_path_history(client: Client, order: PlaceOrder) -> tuple[WorkflowHistory, Worker]:
+    """Runs an order from start to COMPLETED and returns its history (and the worker that ran it,
+    whose workflow runner replays it). Also the generator of the committed history fixture."""
+    async with running(client, order) as (handle, _, worker):
+        await signal(handle, *whole_journey(order))
+        assert (await handle.result()).status == OrderStatus.COMPLETED
+        return await handle.fetch_history(), worker
+
+
+def replayer_like(worker: Worker) -> Replayer:
+    # The runner create_worker configures (sandbox restrictions included), not a default one.
+    return Replayer(
+        workflows=[OrderWorkflow], data_converter=pydantic_data_converter, workflow_runner=worker.config()["workflow_runner"]
+    )
+
+
+async def test_order_workflow_replays_its_own_history(env):
+    history, worker = await happy_path_history(env.client, place_order())
+    result = await replayer_like(worker).replay_workflow(history)
+    assert result.replay_failure is None
+
+
+async def test_order_workflow_replays_the_committed_happy_path_history(env):
+    assert HAPPY_PATH_HISTORY.exists(), f"{HAPPY_PATH_HISTORY} is missing: see this module's docstring to regenerate it"
+    history = WorkflowHistory.from_json(f"order-{HISTORY_ORDER_ID}", HAPPY_PATH_HISTORY.read_text())
+    async with create_worker(env.client, f"replay-{uuid.uuid4().hex[:8]}", [OrderWorkflow], []) as worker:
+        replayer = replayer_like(worker)
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
+
+
+async def write_happy_path_history() -> None:
+    async with time_skipping_environment() as env:
+        history, _ = await happy_path_history(env.client, place_order(HISTORY_ORDER_ID))
+    HISTORIES.mkdir(exist_ok=True)
+    HAPPY_PATH_HISTORY.write_text(json.dumps(history.to_json_dict(), indent=2) + "\n")
+    print(f"wrote {HAPPY_PATH_HISTORY}")
+
+
+if __name__ == "__main__":
+    import asyncio
+    import os
+    import sys
+
+    asyncio.run(write_happy_path_history())
+    sys.stdout.flush()
+    os._exit(0)  # skip the interpreter teardown Temporal's core threads can crash (see conftest.py)

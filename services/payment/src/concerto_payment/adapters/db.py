@@ -1,0 +1,59 @@
+"""The payment context's tables: the vault of payment methods and the payments made."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, MetaData, Numeric, String, Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+tables = MetaData()
+
+# The only place a card token is kept; everything else refers to the payment method id.
+payment_methods = Table(
+    "payment_methods",
+    tables,
+    Column("payment_method_id", String(64), primary_key=True),
+    Column("token", String(200), nullable=False),
+    Column("brand", String(20), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+payments = Table(
+    "payments",
+    tables,
+    Column("payment_id", String(80), primary_key=True),
+    Column("order_id", String(64), nullable=False, unique=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),  # PENDING, COMPLETED, FAILED, REFUNDED
+    Column("gateway", String(40), nullable=True),
+    Column("card", JSON, nullable=True),
+    Column("failure_reason", String(100), nullable=True),
+    Column("refund_id", String(80), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+async def get_payment_method(session: AsyncSession, payment_method_id: str) -> Any | None:
+    return (
+        await session.execute(select(payment_methods).where(payment_methods.c.payment_method_id == payment_method_id))
+    ).first()
+
+
+async def get_payment(session: AsyncSession, payment_id: str) -> Any | None:
+    return (await session.execute(select(payments).where(payments.c.payment_id == payment_id))).first()
+
+
+async def payment_for_order(session: AsyncSession, order_id: str) -> Any | None:
+    return (await session.execute(select(payments).where(payments.c.order_id == order_id))).first()
+
+
+async def update_payment(session: AsyncSession, payment_id: str, **values: Any) -> None:
+    await session.execute(
+        update(payments).where(payments.c.payment_id == payment_id).values(updated_at=datetime.now(timezone.utc), **values)
+    )

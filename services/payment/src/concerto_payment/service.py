@@ -1,0 +1,30 @@
+"""The payment service: its tables, workflows, activities, event handlers and routes."""
+
+from __future__ import annotations
+
+from concerto_contracts import Topics
+from concerto_payment.adapters import db
+from concerto_payment.api.routes import router
+from concerto_payment.messaging.handlers import handlers
+from concerto_payment.workflows.activities import PaymentActivities
+from concerto_payment.workflows.inputs import TASK_QUEUE
+from concerto_payment.workflows.payment_workflow import PaymentWorkflow, RefundWorkflow
+from concerto_runtime import Runtime, ServiceDefinition
+
+
+def activities(runtime: Runtime) -> list:
+    acts = PaymentActivities(runtime)
+    return [acts.charge_card, acts.record_payment, acts.refund_payment]
+
+
+definition = ServiceDefinition(
+    name="payment",
+    http_port=8102,
+    task_queue=TASK_QUEUE,
+    tables=db.tables,
+    workflows=[PaymentWorkflow, RefundWorkflow],
+    activities=activities,
+    handlers=handlers,
+    publishes=[Topics.PAYMENT],
+    router=router,
+)
