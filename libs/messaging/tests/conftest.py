@@ -109,6 +109,7 @@ class Kafka:
         """A new topic (3 partitions, like the real ones) that no other test uses."""
         name = unique(prefix)
         await ensure_topics(self.bootstrap, [name])
+        await self.producer.partitions_for(name)  # waits until the producer knows the partitions
         return name
 
     async def send(self, record: KafkaRecord, topic: str | None = None, **overrides):
@@ -122,9 +123,7 @@ class Kafka:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
-            partitions = await eventually(
-                lambda: _partitions(consumer, topic), timeout=timeout, interval=0.05, what=f"metadata of {topic}"
-            )
+            partitions = [TopicPartition(topic, p) for p in sorted(await self.producer.partitions_for(topic))]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
 
@@ -135,7 +134,7 @@ class Kafka:
             ends = await eventually(filled, timeout=timeout, interval=0.05, what=f"{at_least} records on {topic}")
             records: list[ConsumerRecord] = []
             deadline = time.monotonic() + timeout
-            while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            while not await _reached(consumer, ends):
                 assert time.monotonic() < deadline, f"timed out reading {topic} to {ends}"
                 batches = await consumer.getmany(timeout_ms=200)
                 records += [record for batch in batches.values() for record in batch]
@@ -154,10 +153,11 @@ class Kafka:
         return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition] | None:
-    await consumer.topics()  # a fresh metadata request
-    found = consumer.partitions_for_topic(topic)
-    return [TopicPartition(topic, p) for p in sorted(found)] if found else None
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
 
 
 @pytest.fixture

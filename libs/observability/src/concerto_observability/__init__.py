@@ -2,5 +2,6 @@
 
 from concerto_observability.context import bind, correlation_id, new_correlation_id
 from concerto_observability.logs import configure_logging
+from concerto_observability.tracing import configure_tracing
 
-__all__ = ["bind", "configure_logging", "correlation_id", "new_correlation_id"]
+__all__ = ["bind", "configure_logging", "configure_tracing", "correlation_id", "new_correlation_id"]

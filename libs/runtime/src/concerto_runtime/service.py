@@ -25,7 +25,7 @@ from temporalio.client import Client
 from concerto_contracts import DomainEvent, Topics
 from concerto_messaging import EventConsumer, Handler, OutboxRelay, UnitOfWork, create_producer, ensure_topics
 from concerto_messaging import metadata as messaging_metadata
-from concerto_observability import configure_logging
+from concerto_observability import configure_logging, configure_tracing
 from concerto_runtime.database import create_engine, create_sessions, create_tables
 from concerto_runtime.problems import install_problem_handlers, problem_response
 from concerto_runtime.settings import Settings
@@ -196,6 +196,7 @@ def run(definition: ServiceDefinition) -> None:
 
 def serve(app: FastAPI, name: str, port: int, settings: Settings) -> None:
     configure_logging(name, settings.log_level)
+    configure_tracing(name, app)
     uvicorn.run(app, host=settings.http_host, port=port, log_config=None)  # log_config=None: keep our JSON logs
     # Skip interpreter teardown: Temporal's core threads can abort it (temporalio/sdk-python#300).
     logging.shutdown()
