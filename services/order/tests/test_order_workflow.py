@@ -222,7 +222,7 @@ async def reaches(handle: WorkflowHandle, status: OrderStatus) -> None:
     async def probe() -> bool:
         return await handle.query(OrderWorkflow.status) == status
 
-    await eventually(probe, timeout=10, interval=0.05, what=f"order status {status}")
+    await eventually(probe, interval=0.05, what=f"order status {status}")
 
 
 def expect_cancelled(outcome: OrderOutcome, recorder: Recorder, reason: str) -> CloseOrder:
@@ -385,7 +385,7 @@ async def test_order_workflow_refuses_cancellation_once_shipment_is_scheduled(en
         async def shipment_recorded() -> bool:
             return any(progress.shipment for progress in recorder.args("record_progress"))
 
-        await eventually(shipment_recorded, timeout=10, interval=0.05, what="the scheduled shipment to be recorded")
+        await eventually(shipment_recorded, interval=0.05, what="the scheduled shipment to be recorded")
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(OrderWorkflow.request_cancellation)
         assert "can no longer be cancelled" in str(refused.value.cause)

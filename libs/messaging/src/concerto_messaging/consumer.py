@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from opentelemetry import context as otel_context
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, retry_if_not_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from concerto_contracts import DomainEvent, Envelope, Topics, UndecodableEvent, decode
 from concerto_observability import bind
@@ -86,7 +86,8 @@ class EventConsumer:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._max_attempts),
                 wait=wait_exponential_jitter(initial=0.2, max=2.0),
-                retry=retry_if_not_exception_type(UndecodableEvent),
+                # Never retry a BaseException: a cancelled consumer (shutdown) must stop, not handle again.
+                retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(UndecodableEvent),
                 reraise=True,
             ):
                 with attempt:

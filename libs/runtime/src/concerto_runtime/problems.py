@@ -13,23 +13,25 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, **extensions: Any) -> None:
+    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extensions: Any) -> None:
         super().__init__(detail)
-        self.status, self.title, self.detail, self.extensions = status, title, detail, extensions
+        self.status, self.title, self.detail, self.headers, self.extensions = status, title, detail, headers, extensions
 
 
-def problem_response(status: int, title: str, detail: str, instance: str | None = None, **extensions: Any) -> JSONResponse:
+def problem_response(
+    status: int, title: str, detail: str, instance: str | None = None, headers: dict[str, str] | None = None, **extensions: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     body.update(extensions)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, request.url.path, **exc.extensions)
+        return problem_response(exc.status, exc.title, exc.detail, request.url.path, exc.headers, **exc.extensions)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,6 +25,14 @@ async def connect_temporal(settings: Settings) -> Client:
     )
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    # Our contracts are plain, deterministic pydantic models: load them once, outside the
+    # sandbox, rather than re-importing them (and the e-mail validator) for every run.
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("concerto_contracts", "email_validator")
+    )
+
+
 def create_worker(client: Client, task_queue: str, workflows: Sequence[type], activities: Sequence[Callable]) -> Worker:
     """The worker as every service (and every workflow test) runs it."""
     return Worker(
@@ -32,9 +40,5 @@ def create_worker(client: Client, task_queue: str, workflows: Sequence[type], ac
         task_queue=task_queue,
         workflows=list(workflows),
         activities=list(activities),
-        # Our contracts are plain, deterministic pydantic models: load them once, outside the
-        # sandbox, rather than re-importing them (and the e-mail validator) for every run.
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("concerto_contracts", "email_validator")
-        ),
+        workflow_runner=workflow_runner(),
     )

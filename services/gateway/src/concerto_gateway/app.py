@@ -21,7 +21,7 @@ from concerto_contracts.http import (
     PlaceOrderRequest,
     ProductList,
 )
-from concerto_gateway.auth import Role, require
+from concerto_gateway.auth import Role, new_rate_limiter, require
 from concerto_gateway.settings import GatewaySettings
 from concerto_gateway.upstream import Upstream, relay
 from concerto_observability import bind, new_correlation_id
@@ -129,6 +129,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limiter = new_rate_limiter()
     install_problem_handlers(app)
 
     @app.middleware("http")

@@ -20,17 +20,23 @@ class Role(StrEnum):
 
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`dev-key` (customer) or `dev-admin-key` (admin) locally")
-_limiter = MovingWindowRateLimiter(MemoryStorage())
+
+
+def new_rate_limiter() -> MovingWindowRateLimiter:
+    """Each app counts its own calls (create_app keeps one in app.state.rate_limiter)."""
+    return MovingWindowRateLimiter(MemoryStorage())
 
 
 def _role_of(request: Request, key: str | None) -> Role | None:
     settings = request.app.state.settings
     if key is None:
         return None
-    # Constant-time comparisons: no timing hints about the keys.
-    if secrets.compare_digest(key, settings.admin_api_key.get_secret_value()):
+    # Constant-time comparisons: no timing hints about the keys. As bytes: compare_digest
+    # refuses str with non-ASCII characters, and a header may carry any latin-1 text.
+    given = key.encode()
+    if secrets.compare_digest(given, settings.admin_api_key.get_secret_value().encode()):
         return Role.ADMIN
-    if secrets.compare_digest(key, settings.api_key.get_secret_value()):
+    if secrets.compare_digest(given, settings.api_key.get_secret_value().encode()):
         return Role.CUSTOMER
     return None
 
@@ -45,8 +51,10 @@ def require(role: Role):
         if role == Role.ADMIN and caller != Role.ADMIN:
             raise Problem(403, "Forbidden", "this operation needs the admin role")
         limit = parse(request.app.state.settings.rate_limit)
-        if not await _limiter.hit(limit, "api-key", caller):
-            raise Problem(429, "Too many requests", f"rate limit of {limit} exceeded; retry shortly")
+        if not await request.app.state.rate_limiter.hit(limit, "api-key", caller):
+            raise Problem(
+                429, "Too many requests", f"rate limit of {limit} exceeded; retry shortly", headers={"Retry-After": "1"}
+            )
         return caller
 
     return check

@@ -49,7 +49,10 @@ class Upstream:
 
 def relay(response: httpx.Response, request: Request) -> JSONResponse:
     """Pass a service's answer on, problem+json included (pointing at the public path)."""
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        raise Problem(502, "Bad gateway", "a service gave an answer that is not JSON") from None
     media_type = response.headers.get("content-type", "application/json")
     if media_type.startswith("application/problem+json"):
         body["instance"] = request.url.path

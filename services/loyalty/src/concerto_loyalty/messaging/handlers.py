@@ -4,6 +4,7 @@ loses them. Each change is signalled to the customer's account workflow, started
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from concerto_contracts import Envelope
@@ -14,22 +15,24 @@ from concerto_messaging import Handler
 from concerto_runtime import Runtime
 
 
-def handlers(runtime: Runtime) -> dict[type, Handler]:
-    async def send_to_account(change: AccountChange) -> None:
-        # Signal-with-start: the account's workflow is created by its first change.
-        await runtime.temporal.start_workflow(
-            LoyaltyAccountWorkflow.run,
-            change.customer_id,
-            id=f"loyalty-{change.customer_id}",
-            task_queue=TASK_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            start_signal="change",
-            start_signal_args=[change],
-        )
+async def send_to_account(client: Client, change: AccountChange, task_queue: str = TASK_QUEUE) -> WorkflowHandle:
+    """Signal-with-start: the account's workflow is created by its first change."""
+    return await client.start_workflow(
+        LoyaltyAccountWorkflow.run,
+        args=[change.customer_id, None],
+        id=f"loyalty-{change.customer_id}",
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="change",
+        start_signal_args=[change],
+    )
 
+
+def handlers(runtime: Runtime) -> dict[type, Handler]:
     async def award(envelope: Envelope, _: AsyncSession) -> None:
         event: PaymentCompleted = envelope.event
         await send_to_account(
+            runtime.temporal,
             AccountChange(
                 kind="award",
                 customer_id=event.order.customer.id,
@@ -44,6 +47,7 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
     async def reverse(envelope: Envelope, _: AsyncSession) -> None:
         event: PaymentRefunded = envelope.event
         await send_to_account(
+            runtime.temporal,
             AccountChange(
                 kind="reverse",
                 customer_id=event.customer_id,

@@ -31,12 +31,11 @@ class LoyaltyAccountWorkflow:
         self._pending.append(change)
 
     @workflow.run
-    async def run(self, customer_id: str) -> None:
-        applied = 0
-        while applied < CHANGES_PER_RUN or self._pending:
+    async def run(self, customer_id: str, carried_over: list[AccountChange] | None = None) -> None:
+        self._pending[:0] = carried_over or []
+        for _ in range(CHANGES_PER_RUN):
             await workflow.wait_condition(lambda: bool(self._pending))
-            change = self._pending.pop(0)
-            await workflow.execute_activity_method(LoyaltyActivities.apply_change, change, **ACTIVITY_OPTIONS)
-            applied += 1
+            await workflow.execute_activity_method(LoyaltyActivities.apply_change, self._pending.pop(0), **ACTIVITY_OPTIONS)
+        # Changes that arrived meanwhile travel on to the next run.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(customer_id)
+        workflow.continue_as_new(args=[customer_id, self._pending])

@@ -26,7 +26,9 @@ class PaymentActivities:
         async with self._runtime.sessions() as session:
             method = await db.get_payment_method(session, request.payment_method_id)
         if method is None:
-            raise ApplicationError("no such payment method", type="UnknownPaymentMethod", non_retryable=True)
+            # Cannot happen through the gateway; if it does, fail the payment (and so the
+            # order) rather than leave it pending.
+            return ChargeResult(approved=False, decline_reason="unknown_payment_method")
         card = {"brand": method.brand, "last4": method.last4}
         decline = DECLINES.get(method.token)
         if decline:

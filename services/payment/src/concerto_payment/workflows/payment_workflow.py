@@ -14,11 +14,7 @@ with workflow.unsafe.imports_passed_through():
 
 ACTIVITY_OPTIONS = {
     "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=200),
-        maximum_interval=timedelta(seconds=10),
-        non_retryable_error_types=["UnknownPaymentMethod"],
-    ),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
 }
 
 

@@ -1,0 +1,176 @@
+"""FulfillmentWorkflow on Temporal's time-skipping test server, with test activities in place
+of the database-backed FulfillmentActivities: each records its call and returns a canned result.
+
+The pick-up wait is a durable timer: while a test awaits the workflow's result, the test server
+skips ahead to it, so an hour's wait costs nothing. While a test is not awaiting a result, time
+runs normally, which is what lets a test signal a cancellation "during" the wait."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, ShippingAddress, Totals
+from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkflow
+from concerto_fulfillment.workflows.inputs import FulfillOrder, Reservation
+from concerto_runtime.temporal import create_worker
+from concerto_runtime.testing import eventually, time_skipping_environment
+
+HOUR = 3600
+
+
+def fulfill_order(pickup_wait_seconds: int = 1) -> FulfillOrder:
+    order_id = f"ord-{uuid.uuid4().hex[:12]}"
+    return FulfillOrder(
+        payment_id=f"pay-{order_id}",
+        correlation_id="corr-1",
+        causation_id="evt-1",
+        pickup_wait_seconds=pickup_wait_seconds,
+        order=OrderSnapshot(
+            order_id=order_id,
+            customer=CustomerSnapshot(id="cust-42", email_masked="a***@example.com"),
+            items=[LineItem(sku="CON-BATON", name="Conductor's baton", quantity=2, unit_price=Decimal("24.00"), weight_grams=50)],
+            shipping_address=ShippingAddress(name="Ada Lovelace", line1="12 St James's Square", city="London", postal_code="SW1Y 4JH", country="GB"),
+            totals=Totals(
+                subtotal=Decimal("48.00"), discount=Decimal("0.00"), tax=Decimal("9.60"), shipping=Decimal("4.99"),
+                total=Decimal("62.59"), currency="EUR",
+            ),
+            channel="web",
+        ),
+    )
+
+
+class Recorder:
+    """Stands in for FulfillmentActivities: same activity names, calls recorded with the
+    workflow time at which each was scheduled."""
+
+    def __init__(self, reservation: Reservation) -> None:
+        self.reservation = reservation
+        self.calls: list[tuple[str, FulfillOrder]] = []
+        self.scheduled_at: dict[str, object] = {}
+
+    def activities(self) -> list:
+        def record(name: str, request: FulfillOrder) -> None:
+            self.calls.append((name, request))
+            self.scheduled_at[name] = activity.info().scheduled_time
+
+        @activity.defn(name="reserve_stock")
+        async def reserve_stock(request: FulfillOrder) -> Reservation:
+            record("reserve_stock", request)
+            return self.reservation
+
+        @activity.defn(name="schedule_shipment")
+        async def schedule_shipment(request: FulfillOrder) -> None:
+            record("schedule_shipment", request)
+
+        @activity.defn(name="dispatch_shipment")
+        async def dispatch_shipment(request: FulfillOrder) -> None:
+            record("dispatch_shipment", request)
+
+        @activity.defn(name="release_stock")
+        async def release_stock(request: FulfillOrder) -> None:
+            record("release_stock", request)
+
+        return [reserve_stock, schedule_shipment, dispatch_shipment, release_stock]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+@asynccontextmanager
+async def running(
+    client: Client, request: FulfillOrder, reservation: Reservation | None = None, **start_options
+) -> AsyncIterator[tuple[WorkflowHandle[FulfillmentWorkflow, str], Recorder]]:
+    """A worker with test activities on a queue of its own, and the order's workflow started on it."""
+    recorder = Recorder(reservation or Reservation(reserved=True, warehouse="LON-1"))
+    task_queue = f"fulfillment-test-{uuid.uuid4().hex[:8]}"
+    async with create_worker(client, task_queue, [FulfillmentWorkflow], recorder.activities()):
+        handle = await client.start_workflow(
+            FulfillmentWorkflow.run, request, id=f"fulfillment-{request.order.order_id}", task_queue=task_queue, **start_options
+        )
+        try:
+            yield handle, recorder
+        finally:
+            # A failed test must not leave its timer behind for the next test's time skipping.
+            try:
+                await handle.terminate("test over")
+            except RPCError:
+                pass  # already closed, as it should be
+
+
+@pytest.fixture(scope="module")
+async def env():
+    async with time_skipping_environment() as env:
+        yield env
+
+
+async def test_fulfillment_workflow_reserves_schedules_waits_and_dispatches(env):
+    request = fulfill_order(pickup_wait_seconds=HOUR)
+    async with running(env.client, request) as (handle, recorder):
+        outcome = await handle.result()  # the test server skips the hour
+
+    assert outcome == "dispatched"
+    assert recorder.names == ["reserve_stock", "schedule_shipment", "dispatch_shipment"]
+    assert all(called == request for _, called in recorder.calls)
+    # The parcel waited for the pick-up timer between scheduling and dispatch.
+    waited = recorder.scheduled_at["dispatch_shipment"] - recorder.scheduled_at["schedule_shipment"]
+    assert waited >= timedelta(seconds=HOUR)
+
+
+async def test_fulfillment_workflow_stops_after_reserve_when_stock_is_unavailable(env):
+    async with running(env.client, fulfill_order(), Reservation(reserved=False)) as (handle, recorder):
+        outcome = await handle.result()
+
+    assert outcome == "unavailable"
+    assert recorder.names == ["reserve_stock"]  # nothing reserved, so nothing to release
+
+
+async def test_fulfillment_workflow_cancelled_during_pickup_wait_releases_stock(env):
+    request = fulfill_order(pickup_wait_seconds=HOUR)
+    async with running(env.client, request) as (handle, recorder):
+
+        async def scheduled() -> bool:
+            return "schedule_shipment" in recorder.names
+
+        # Time is not skipped until the result is awaited: the workflow sits in its hour's wait.
+        await eventually(scheduled, timeout=10, interval=0.05, what="the shipment to be scheduled")
+        await handle.signal(FulfillmentWorkflow.order_cancelled)
+        outcome = await handle.result()
+
+    assert outcome == "cancelled"
+    assert recorder.names == ["reserve_stock", "schedule_shipment", "release_stock"]
+    assert "dispatch_shipment" not in recorder.names
+    # Released at once, not after the pick-up wait.
+    released_after = recorder.scheduled_at["release_stock"] - recorder.scheduled_at["schedule_shipment"]
+    assert released_after < timedelta(seconds=HOUR)
+
+
+async def test_fulfillment_workflow_cancelled_before_reservation_releases_without_scheduling(env):
+    # The cancellation is delivered with the start, so it is known before reserve_stock returns.
+    request = fulfill_order(pickup_wait_seconds=HOUR)
+    async with running(env.client, request, start_signal="order_cancelled") as (handle, recorder):
+        outcome = await handle.result()
+
+    assert outcome == "cancelled"
+    assert recorder.names == ["reserve_stock", "release_stock"]
+
+
+async def test_fulfillment_workflow_cancellation_after_dispatch_changes_nothing(env):
+    async with running(env.client, fulfill_order(pickup_wait_seconds=1)) as (handle, recorder):
+        assert await handle.result() == "dispatched"
+        # The order context may still announce a cancellation: the workflow is closed by then.
+        # The signal is refused as NOT_FOUND, which the OrderCancelled handler treats as "nothing to stop".
+        with pytest.raises(RPCError) as refused:
+            await handle.signal(FulfillmentWorkflow.order_cancelled)
+        assert refused.value.status == RPCStatusCode.NOT_FOUND
+
+    assert recorder.names == ["reserve_stock", "schedule_shipment", "dispatch_shipment"]

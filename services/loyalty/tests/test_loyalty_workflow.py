@@ -1,0 +1,159 @@
+"""LoyaltyAccountWorkflow on Temporal's time-skipping test server, with a test apply_change in
+place of the database-backed LoyaltyActivities. The workflow has no query, so the tests watch
+the calls the test activity records.
+
+Changes reach the workflow as the loyalty handlers send them: signal-with-start, one workflow
+per customer, the second change signalling the running workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
+
+from concerto_loyalty.workflows.inputs import AccountChange
+from concerto_loyalty.messaging.handlers import send_to_account
+from concerto_loyalty.workflows.loyalty_workflow import CHANGES_PER_RUN, LoyaltyAccountWorkflow
+from concerto_runtime.temporal import create_worker
+from concerto_runtime.testing import eventually, time_skipping_environment
+
+
+class Recorder:
+    """Stands in for LoyaltyActivities.apply_change: records each change (with the run that
+    applied it) and how many calls were ever in flight at once. Each call takes a moment, so
+    that a second change arriving meanwhile would overlap if the workflow let it."""
+
+    def __init__(self, delay: float = 0.1) -> None:
+        self.delay = delay
+        self.changes: list[AccountChange] = []
+        self.run_ids: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def activities(self) -> list:
+        @activity.defn(name="apply_change")
+        async def apply_change(change: AccountChange) -> None:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.delay)
+                self.changes.append(change)
+                self.run_ids.append(activity.info().workflow_run_id)
+            finally:
+                self.in_flight -= 1
+
+        return [apply_change]
+
+    @property
+    def order_ids(self) -> list[str]:
+        return [change.order_id for change in self.changes]
+
+    async def applied(self, count: int) -> None:
+        async def probe() -> bool:
+            return len(self.changes) >= count
+
+        await eventually(probe, timeout=20, interval=0.05, what=f"{count} changes applied")
+
+
+def change(customer_id: str, order_id: str, kind: str = "award", amount: str = "62.59", first_order: bool = False) -> AccountChange:
+    return AccountChange(
+        kind=kind, customer_id=customer_id, order_id=order_id, correlation_id=f"corr-{order_id}",
+        causation_id=f"evt-{order_id}", amount=Decimal(amount), first_order=first_order,
+    )
+
+
+@asynccontextmanager
+async def account(client: Client, recorder: Recorder) -> AsyncIterator[tuple[str, Callable[[AccountChange], Awaitable[WorkflowHandle]]]]:
+    """A worker with the test activity on a queue of its own, a fresh customer, and `send`,
+    which signals-with-start a change to the customer's account workflow as the handlers do."""
+    customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+    task_queue = f"loyalty-test-{uuid.uuid4().hex[:8]}"
+    handles: list[WorkflowHandle] = []
+
+    async def send(c: AccountChange) -> WorkflowHandle:
+        handle = await send_to_account(client, c, task_queue)
+        handles.append(handle)
+        return handle
+
+    async with create_worker(client, task_queue, [LoyaltyAccountWorkflow], recorder.activities()):
+        try:
+            yield customer_id, send
+        finally:
+            # The account workflow never ends by itself.
+            try:
+                await client.get_workflow_handle(f"loyalty-{customer_id}").terminate("test over")
+            except RPCError:
+                pass
+
+
+@pytest.fixture(scope="module")
+async def env():
+    async with time_skipping_environment() as env:
+        yield env
+
+
+async def test_loyalty_workflow_two_changes_are_applied_in_order(env):
+    recorder = Recorder()
+    async with account(env.client, recorder) as (customer_id, send):
+        first = change(customer_id, "ord-1", first_order=True)
+        second = change(customer_id, "ord-1", kind="reverse", amount="0")
+        started = await send(first)
+        again = await send(second)  # finds the running workflow and signals it
+        await recorder.applied(2)
+
+    assert recorder.changes == [first, second]
+    assert recorder.max_in_flight == 1  # one at a time: the balance never races
+    # One workflow for the account: the second send signalled the run the first one started.
+    assert again.id == started.id
+    assert len(set(recorder.run_ids)) == 1
+
+
+async def test_loyalty_workflow_a_burst_of_changes_is_applied_one_at_a_time_in_order(env):
+    recorder = Recorder(delay=0.05)
+    async with account(env.client, recorder) as (customer_id, send):
+        changes = [change(customer_id, f"ord-{i}") for i in range(6)]
+        for c in changes:
+            await send(c)
+        await recorder.applied(len(changes))
+        await asyncio.sleep(0.3)  # nothing more arrives: each change is applied once
+
+    assert recorder.changes == changes
+    assert recorder.max_in_flight == 1
+
+
+async def test_loyalty_workflow_starts_afresh_after_its_changes_per_run(env):
+    # Continue-as-new keeps each run's history short; the account carries on in the new run.
+    recorder = Recorder(delay=0)
+    async with account(env.client, recorder) as (customer_id, send):
+        changes = [change(customer_id, f"ord-{i}") for i in range(CHANGES_PER_RUN)]
+        first_run = (await send(changes[0])).result_run_id
+        for c in changes[1:]:
+            await send(c)
+        await recorder.applied(CHANGES_PER_RUN)
+
+        latest = env.client.get_workflow_handle(f"loyalty-{customer_id}")
+
+        async def continued() -> bool:
+            return (await latest.describe()).run_id != first_run
+
+        await eventually(continued, timeout=10, interval=0.05, what="the account workflow to continue as new")
+        first = await env.client.get_workflow_handle(f"loyalty-{customer_id}", run_id=first_run).describe()
+        assert first.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+        later = [change(customer_id, "ord-late-1"), change(customer_id, "ord-late-2")]
+        for c in later:
+            await send(c)
+        await recorder.applied(CHANGES_PER_RUN + len(later))
+
+    assert recorder.changes == changes + later
+    assert recorder.max_in_flight == 1
+    assert recorder.run_ids[:CHANGES_PER_RUN] == [first_run] * CHANGES_PER_RUN
+    new_runs = set(recorder.run_ids[CHANGES_PER_RUN:])
+    assert len(new_runs) == 1 and first_run not in new_runs

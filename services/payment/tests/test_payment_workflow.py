@@ -1,0 +1,193 @@
+"""PaymentWorkflow and RefundWorkflow on Temporal's time-skipping test server, with test
+activities in place of the database-backed PaymentActivities: each records its call (and
+attempt) and returns a canned result or raises a canned error."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from concerto_contracts.values import CustomerSnapshot, LineItem, MaskedCard, OrderSnapshot, ShippingAddress, Totals
+from concerto_payment.workflows.inputs import ChargeResult, CollectPayment, PaymentResult, RefundPayment
+from concerto_payment.workflows.payment_workflow import PaymentWorkflow, RefundWorkflow
+from concerto_runtime.temporal import create_worker
+from concerto_runtime.testing import time_skipping_environment
+
+CARD = MaskedCard(brand="visa", last4="4242")
+APPROVED = ChargeResult(approved=True, card=CARD, gateway="test-mode")
+DECLINED = ChargeResult(approved=False, card=MaskedCard(brand="visa", last4="0002"), gateway="test-mode", decline_reason="declined")
+
+
+def order_snapshot(order_id: str) -> OrderSnapshot:
+    return OrderSnapshot(
+        order_id=order_id,
+        customer=CustomerSnapshot(id="cust-42", first_order=True, email_masked="a***@example.com"),
+        items=[LineItem(sku="CON-BATON", name="Conductor's baton", quantity=2, unit_price=Decimal("24.00"), weight_grams=50)],
+        shipping_address=ShippingAddress(name="Ada Lovelace", line1="12 St James's Square", city="London", postal_code="SW1Y 4JH", country="GB"),
+        totals=Totals(
+            subtotal=Decimal("48.00"), discount=Decimal("0.00"), tax=Decimal("9.60"), shipping=Decimal("4.99"),
+            total=Decimal("62.59"), currency="EUR",
+        ),
+        channel="web",
+    )
+
+
+def collect_payment() -> CollectPayment:
+    order_id = f"ord-{uuid.uuid4().hex[:12]}"
+    return CollectPayment(
+        payment_id=f"pay-{order_id}", payment_method_id="pm-1", correlation_id="corr-1", causation_id="evt-1",
+        order=order_snapshot(order_id),
+    )
+
+
+def refund_payment() -> RefundPayment:
+    order_id = f"ord-{uuid.uuid4().hex[:12]}"
+    return RefundPayment(
+        order_id=order_id, payment_id=f"pay-{order_id}", reason="customer_cancelled", correlation_id="corr-1", causation_id="evt-2"
+    )
+
+
+class Recorder:
+    """Stands in for PaymentActivities: same activity names, calls and attempts recorded.
+
+    `charge` and `refund` are called with the attempt number and return the charge result, or
+    raise."""
+
+    def __init__(self, charge: Callable[[int], ChargeResult] = lambda _: APPROVED, refund: Callable[[int], None] = lambda _: None) -> None:
+        self.calls: list[tuple[str, object, int]] = []
+        self._charge, self._refund = charge, refund
+
+    def activities(self) -> list:
+        calls = self.calls
+
+        @activity.defn(name="charge_card")
+        async def charge_card(request: CollectPayment) -> ChargeResult:
+            attempt = activity.info().attempt
+            calls.append(("charge_card", request, attempt))
+            return self._charge(attempt)
+
+        @activity.defn(name="record_payment")
+        async def record_payment(result: PaymentResult) -> None:
+            calls.append(("record_payment", result, activity.info().attempt))
+
+        @activity.defn(name="refund_payment")
+        async def refund_payment(refund: RefundPayment) -> None:
+            attempt = activity.info().attempt
+            calls.append(("refund_payment", refund, attempt))
+            self._refund(attempt)
+
+        return [charge_card, record_payment, refund_payment]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.calls]
+
+    def args(self, name: str) -> list:
+        return [arg for called, arg, _ in self.calls if called == name]
+
+    def attempts(self, name: str) -> list[int]:
+        return [attempt for called, _, attempt in self.calls if called == name]
+
+
+async def run_payment(client: Client, recorder: Recorder, request: CollectPayment) -> PaymentResult:
+    task_queue = f"payment-test-{uuid.uuid4().hex[:8]}"
+    async with create_worker(client, task_queue, [PaymentWorkflow, RefundWorkflow], recorder.activities()):
+        return await client.execute_workflow(
+            PaymentWorkflow.run, request, id=f"payment-{request.payment_id}", task_queue=task_queue
+        )
+
+
+async def run_refund(client: Client, recorder: Recorder, refund: RefundPayment) -> None:
+    task_queue = f"payment-test-{uuid.uuid4().hex[:8]}"
+    async with create_worker(client, task_queue, [PaymentWorkflow, RefundWorkflow], recorder.activities()):
+        await client.execute_workflow(RefundWorkflow.run, refund, id=f"refund-{refund.payment_id}", task_queue=task_queue)
+
+
+@pytest.fixture(scope="module")
+async def env():
+    async with time_skipping_environment() as env:
+        yield env
+
+
+# --- PaymentWorkflow -------------------------------------------------------------------------
+
+
+async def test_payment_workflow_approved_charges_then_records(env):
+    request = collect_payment()
+    recorder = Recorder()
+
+    result = await run_payment(env.client, recorder, request)
+
+    assert recorder.names == ["charge_card", "record_payment"]
+    assert recorder.args("charge_card") == [request]
+    assert result == PaymentResult(request=request, charge=APPROVED)
+    (recorded,) = recorder.args("record_payment")
+    assert recorded == result
+    assert recorded.charge.approved is True
+    assert recorded.charge.card == CARD
+    # The event-carried order state survives the round trip through Temporal's payloads.
+    assert recorded.request.order == request.order
+    assert recorded.request.order.totals.total == Decimal("62.59")
+
+
+async def test_payment_workflow_declined_records_a_failed_payment(env):
+    request = collect_payment()
+    recorder = Recorder(charge=lambda _: DECLINED)
+
+    result = await run_payment(env.client, recorder, request)
+
+    assert recorder.names == ["charge_card", "record_payment"]
+    (recorded,) = recorder.args("record_payment")
+    assert recorded.charge.approved is False
+    assert recorded.charge.decline_reason == "declined"
+    assert recorded.request == request
+    assert result.charge == DECLINED
+
+
+async def test_payment_workflow_retries_a_charge_that_fails_transiently(env):
+    def flaky(attempt: int) -> ChargeResult:
+        if attempt == 1:
+            raise RuntimeError("provider hiccup")
+        return APPROVED
+
+    recorder = Recorder(charge=flaky)
+    result = await run_payment(env.client, recorder, collect_payment())
+
+    assert recorder.attempts("charge_card") == [1, 2]
+    assert recorder.names == ["charge_card", "charge_card", "record_payment"]
+    assert result.charge.approved is True
+
+
+# --- RefundWorkflow --------------------------------------------------------------------------
+
+
+async def test_payment_workflow_refund_calls_refund_payment(env):
+    refund = refund_payment()
+    recorder = Recorder()
+
+    await run_refund(env.client, recorder, refund)
+
+    assert recorder.names == ["refund_payment"]
+    assert recorder.args("refund_payment") == [refund]
+
+
+async def test_payment_workflow_refund_retries_while_the_payment_settles(env):
+    # refund_payment raises PaymentSettling (retryable) while the charge is still in flight.
+    def settling_twice(attempt: int) -> None:
+        if attempt <= 2:
+            raise ApplicationError("payment still settling", type="PaymentSettling")
+
+    refund = refund_payment()
+    recorder = Recorder(refund=settling_twice)
+
+    await run_refund(env.client, recorder, refund)
+
+    assert recorder.names == ["refund_payment"] * 3
+    assert recorder.attempts("refund_payment") == [1, 2, 3]
+    assert recorder.args("refund_payment") == [refund] * 3
