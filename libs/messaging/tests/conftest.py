@@ -75,13 +75,16 @@ def cancelled(order_id: str | None = None, reason: str = "changed my mind") -> O
 async def bootstrap() -> str:
     """The broker's address; fails (never skips) when nothing answers there."""
     host, _, port = BOOTSTRAP.split(",")[0].rpartition(":")
+    problem = None
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout=5)
         writer.close()
         await writer.wait_closed()
     except (OSError, asyncio.TimeoutError) as exc:
+        problem = repr(exc)
+    if problem:
         pytest.fail(
-            f"Kafka broker unreachable at {BOOTSTRAP} ({exc!r}). The messaging integration tests need the "
+            f"Kafka broker unreachable at {BOOTSTRAP} ({problem}). The messaging integration tests need the "
             "real broker: start it with `make infra-up`, or point KAFKA_BOOTSTRAP_SERVERS at a running one.",
             pytrace=False,
         )

@@ -84,6 +84,9 @@ def encode(
 
 def decode(headers: list[tuple[str, bytes]] | tuple, key: bytes | None, value: bytes | None) -> Envelope:
     """Raises UndecodableEvent for anything that is not one of our valid events."""
+    if not any(name.lower() == "ce_id" for name, _ in headers):
+        # The SDK would invent an id, and every redelivery would then slip past the inbox.
+        raise UndecodableEvent("not a binary-mode CloudEvent: missing ce_id")
     try:
         message = kafka.KafkaMessage(headers=dict(headers), key=key, value=value or b"")
         cloud_event = kafka.from_binary(message, _FORMAT)

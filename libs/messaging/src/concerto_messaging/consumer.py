@@ -85,7 +85,7 @@ class EventConsumer:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._max_attempts),
-                wait=wait_exponential_jitter(initial=0.2, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
                 # Never retry a BaseException: a cancelled consumer (shutdown) must stop, not handle again.
                 retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(UndecodableEvent),
                 reraise=True,

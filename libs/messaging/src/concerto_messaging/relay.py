@@ -26,8 +26,10 @@ class OutboxRelay:
         *,
         batch_size: int = 100,
         poll_interval: float = 1.0,
+        read_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._read_sessions = read_sessions or sessions
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -36,35 +38,33 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published."""
-        async with self._sessions() as session:
+        # Read, send, then mark: no lock is held while Kafka acknowledges. One relay per
+        # service database (a second one would publish the same rows twice, harmlessly).
+        async with self._read_sessions() as session:
             rows = (
                 await session.execute(
-                    select(outbox)
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)  # lets a second relay work beside this one on PostgreSQL
+                    select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(self._batch_size)
                 )
             ).all()
-            if not rows:
-                return 0
-            sends = [
-                await self._producer.send(
-                    row.topic,
-                    key=row.key,
-                    value=row.value,
-                    headers=[(name, value.encode()) for name, value in row.headers.items()],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*sends)  # every record acknowledged by the broker (acks=all)
+        if not rows:
+            return 0
+        sends = [
+            await self._producer.send(
+                row.topic,
+                key=row.key,
+                value=row.value,
+                headers=[(name, value.encode()) for name, value in row.headers.items()],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*sends)  # every record acknowledged by the broker (acks=all)
+        async with self._sessions() as session, session.begin():
             await session.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([row.id for row in rows]))
                 .values(published_at=datetime.now(timezone.utc))
             )
-            await session.commit()
-            return len(rows)
+        return len(rows)
 
     async def run(self) -> None:
         while True:

@@ -21,16 +21,20 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _begin_immediate(connection) -> None:
-        # Take the write lock up front: a deferred transaction that upgrades to a write can
-        # fail at once with SQLITE_BUSY instead of waiting its turn.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection) -> None:
+        # A transaction that may write takes the write lock up front: a deferred one that
+        # upgrades to a write can fail at once with SQLITE_BUSY instead of waiting its turn.
+        # A read-only one must not queue behind writers: under WAL it reads a snapshot.
+        read_only = connection.get_execution_options().get("read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
 
-def create_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_sessions(engine: AsyncEngine, *, read_only: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions for work that writes, or (read_only=True) for queries that only read."""
+    bind = engine.execution_options(read_only=True) if read_only else engine
+    return async_sessionmaker(bind, expire_on_commit=False)
 
 
 async def create_tables(engine: AsyncEngine, *metadatas: MetaData) -> None:

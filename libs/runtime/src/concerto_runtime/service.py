@@ -40,7 +40,8 @@ class Runtime:
 
     name: str
     settings: Settings
-    sessions: Any
+    sessions: Any  # for transactions that write
+    read_sessions: Any  # for queries that only read: they never wait for a writer
     temporal: Client
     relay: OutboxRelay
 
@@ -76,12 +77,13 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         engine = create_engine(settings.database_url_for(definition.name))
         await create_tables(engine, messaging_metadata, definition.tables)
         sessions = create_sessions(engine)
+        read_sessions = create_sessions(engine, read_only=True)
 
         producer = create_producer(settings.kafka_bootstrap_servers)
         await _start_with_retry(producer.start)
         temporal = await connect_temporal(settings)
-        relay = OutboxRelay(sessions, producer)
-        runtime = Runtime(definition.name, settings, sessions, temporal, relay)
+        relay = OutboxRelay(sessions, producer, read_sessions=read_sessions)
+        runtime = Runtime(definition.name, settings, sessions, read_sessions, temporal, relay)
         event_handlers = definition.handlers(runtime)
         consumed = sorted({cls.topic for cls in event_handlers})
         group = f"{definition.name}-service"

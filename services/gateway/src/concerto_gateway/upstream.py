@@ -28,6 +28,7 @@ class Upstream:
         try:
             response = await self._client.request(method, path, json=json, headers=headers)
         except httpx.TimeoutException:
+            log.warning("%s service did not answer %s %s in time", self.name, method, path)
             raise Problem(503, "Service unavailable", f"the {self.name} service did not answer in time") from None
         except httpx.TransportError as exc:
             log.warning("%s service unreachable: %s", self.name, exc)

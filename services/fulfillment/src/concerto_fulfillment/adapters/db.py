@@ -33,6 +33,20 @@ shipments = Table(
 )
 
 
+# Orders cancelled before their payment reached us: never fulfil them.
+cancelled_orders = Table(
+    "cancelled_orders",
+    tables,
+    Column("order_id", String(64), primary_key=True),
+    Column("reason", String(100), nullable=False),
+)
+
+
+async def is_cancelled(session: AsyncSession, order_id: str) -> bool:
+    found = await session.scalar(select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id))
+    return found is not None
+
+
 async def stock_by_warehouse(session: AsyncSession) -> dict[str, dict[str, int]]:
     levels: dict[str, dict[str, int]] = {}
     for row in (await session.execute(select(stock))).all():

@@ -21,7 +21,7 @@ class StockLevel(BaseModel):
 
 @router.get("/inventory")
 async def inventory(runtime: Runtime = Depends(runtime_of)) -> dict[str, dict[str, int]]:
-    async with runtime.sessions() as session:
+    async with runtime.read_sessions() as session:
         return await db.stock_by_warehouse(session)
 
 

@@ -1,5 +1,5 @@
 """How the fulfillment context reacts to other contexts' events: a paid order is fulfilled;
-a cancelled order stops its fulfillment if the parcel has not left yet."""
+a cancelled order is not, or stops its fulfillment if the parcel has not left yet."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from concerto_contracts import Envelope
 from concerto_contracts.events import OrderCancelled, PaymentCompleted
+from concerto_fulfillment.adapters import db
 from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkflow
 from concerto_fulfillment.workflows.inputs import TASK_QUEUE, FulfillOrder
 from concerto_messaging import Handler
@@ -25,8 +26,11 @@ def workflow_id(order_id: str) -> str:
 
 
 def handlers(runtime: Runtime) -> dict[type, Handler]:
-    async def fulfill(envelope: Envelope, _: AsyncSession) -> None:
+    async def fulfill(envelope: Envelope, session: AsyncSession) -> None:
         event: PaymentCompleted = envelope.event
+        if await db.is_cancelled(session, event.order_id):
+            log.info("payment for an order already cancelled: not fulfilled")
+            return  # payment refunds it
         try:
             await runtime.temporal.start_workflow(
                 FulfillmentWorkflow.run,
@@ -44,7 +48,12 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
         except WorkflowAlreadyStartedError:
             log.info("order already fulfilled")
 
-    async def stop_fulfillment(envelope: Envelope, _: AsyncSession) -> None:
+    async def stop_fulfillment(envelope: Envelope, session: AsyncSession) -> None:
+        # The two events travel on different topics, so the cancellation may arrive first:
+        # remember it for `fulfill`, and stop a fulfillment already under way.
+        event: OrderCancelled = envelope.event
+        if not await db.is_cancelled(session, event.order_id):
+            await session.execute(db.cancelled_orders.insert().values(order_id=event.order_id, reason=event.reason))
         try:
             await runtime.temporal.get_workflow_handle(workflow_id(envelope.key)).signal(FulfillmentWorkflow.order_cancelled)
         except RPCError as exc:

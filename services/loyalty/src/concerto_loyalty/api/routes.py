@@ -13,7 +13,7 @@ router = APIRouter()
 
 @router.get("/customers/{customer_id}/loyalty")
 async def loyalty_account(customer_id: str, runtime: Runtime = Depends(runtime_of)) -> LoyaltyAccount:
-    async with runtime.sessions() as session:
+    async with runtime.read_sessions() as session:
         account = await db.get_account(session, customer_id)
         entries = await db.history(session, customer_id)
     return LoyaltyAccount(

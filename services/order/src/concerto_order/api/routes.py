@@ -44,7 +44,7 @@ async def place_order(
     idempotency_key: str | None = Header(None),
     x_correlation_id: str | None = Header(None),
 ) -> OrderAccepted:
-    async with runtime.sessions() as session:
+    async with runtime.read_sessions() as session:
         try:
             check_order([item.sku for item in submission.items], submission.promotion_codes, await db.catalog(session))
         except (UnknownProducts, UnknownPromotions) as exc:
@@ -67,7 +67,7 @@ async def place_order(
             )
     except IntegrityError:
         # The same Idempotency-Key was used before: the same order if the body is the same.
-        async with runtime.sessions() as session:
+        async with runtime.read_sessions() as session:
             existing = await db.find_by_idempotency_key(session, idempotency_key or "")
         if existing is None:
             raise
@@ -85,14 +85,14 @@ async def place_order(
             task_queue=TASK_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
-    async with runtime.sessions() as session:
+    async with runtime.read_sessions() as session:
         status = (await db.get_order(session, order_id)).status
     return OrderAccepted(order_id=order_id, status=status, correlation_id=correlation_id)
 
 
 @router.get("/orders/{order_id}")
 async def get_order(order_id: str, runtime: Runtime = Depends(runtime_of)) -> OrderView:
-    async with runtime.sessions() as session:
+    async with runtime.read_sessions() as session:
         order = await db.get_order(session, order_id)
     if order is None:
         raise Problem(404, "Order not found", f"no order with id {order_id}")
@@ -134,7 +134,7 @@ async def cancel_order(order_id: str, runtime: Runtime = Depends(runtime_of)) ->
 
 @router.get("/products")
 async def list_products(runtime: Runtime = Depends(runtime_of)) -> ProductList:
-    async with runtime.sessions() as session:
+    async with runtime.read_sessions() as session:
         catalog = await db.catalog(session)
         available = await db.stock(session)
     return ProductList(

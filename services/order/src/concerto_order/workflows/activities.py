@@ -25,7 +25,7 @@ class OrderActivities:
 
     @activity.defn
     async def price_order(self, order: PlaceOrder) -> Pricing:
-        async with self._runtime.sessions() as session:
+        async with self._runtime.read_sessions() as session:
             catalog = await db.catalog(session)
             available = await db.stock(session)
             first_order = await db.is_first_order(session, order.customer.id, order.order_id)

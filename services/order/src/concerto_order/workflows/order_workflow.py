@@ -129,6 +129,8 @@ class OrderWorkflow:
             await workflow.wait_condition(arrived, timeout=timedelta(seconds=seconds))
         except asyncio.TimeoutError:
             return None
+        if cancellable and self._cancel_requested:
+            return None  # an accepted cancellation wins over a milestone that arrived with it
         return next((self._events[name] for name in names if name in self._events), None)
 
     async def _progress(self, order: PlaceOrder, status: OrderStatus, **details) -> None:

@@ -23,7 +23,7 @@ class PaymentActivities:
 
     @activity.defn
     async def charge_card(self, request: CollectPayment) -> ChargeResult:
-        async with self._runtime.sessions() as session:
+        async with self._runtime.read_sessions() as session:
             method = await db.get_payment_method(session, request.payment_method_id)
         if method is None:
             # Cannot happen through the gateway; if it does, fail the payment (and so the

@@ -1,0 +1,345 @@
+"""The end-to-end suite's fixtures: a running Concerto stack, driven only through the
+gateway's public HTTP API, with its events read back from the real Kafka broker.
+
+Configuration comes from the environment:
+  GATEWAY_URL              the gateway (default http://127.0.0.1:8080; CONCERTO_GATEWAY_URL also works)
+  KAFKA_BOOTSTRAP_SERVERS  the broker (default 127.0.0.1:9092)
+  CONCERTO_API_KEY         the customer key (default dev-key)
+  CONCERTO_ADMIN_API_KEY   the admin key (default dev-admin-key)
+
+If the gateway is not ready when the suite starts, every test fails (not skips) and says
+how to start the stack: an end-to-end run that silently tests nothing is worse than a red one.
+
+Nothing here sleeps to synchronise: every wait is a poll with a deadline (`eventually`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from concerto_contracts.topics import Topics
+from concerto_runtime.testing import eventually
+
+GATEWAY_URL = (os.environ.get("GATEWAY_URL") or os.environ.get("CONCERTO_GATEWAY_URL") or "http://127.0.0.1:8080").rstrip("/")
+KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+API_KEY = os.environ.get("CONCERTO_API_KEY", "dev-key")
+ADMIN_API_KEY = os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")
+
+DOMAIN_TOPICS = (Topics.ORDER, Topics.PAYMENT, Topics.FULFILLMENT, Topics.LOYALTY)
+TERMINAL = {"COMPLETED", "CANCELLED"}
+STATUSES = {"PENDING", "CONFIRMED", "PAID", "FULFILLING", "SHIPPED", "COMPLETED", "CANCELLED"}
+PROBLEM_JSON = "application/problem+json"
+
+# The only sku whose stock a test changes (the out-of-stock test); no other test orders it.
+OUT_OF_STOCK_SKU = "CON-ROSIN"
+RESTORED_STOCK = 1000
+
+# How long an order may take to reach its end state (the stack takes ~2 s).
+ORDER_DEADLINE = 30.0
+
+
+# --- the stack must be up ---------------------------------------------------------------
+
+
+def _check_ready() -> str | None:
+    """None when the gateway (and, through it, every service) is ready; else why not."""
+    try:
+        response = httpx.get(f"{GATEWAY_URL}/health/ready", timeout=5.0)
+    except httpx.HTTPError as exc:
+        return f"GET {GATEWAY_URL}/health/ready failed: {exc!r}"
+    if response.status_code != 200:
+        return f"GET {GATEWAY_URL}/health/ready answered {response.status_code}: {response.text[:300]}"
+    return None
+
+
+_readiness: list[str | None] = []  # checked once, at the first end-to-end test
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # Raised in the call phase, so each test is reported FAILED (not skipped, not an error).
+    if not _readiness:
+        _readiness.append(_check_ready())
+    if _readiness[0] is not None:
+        pytest.fail(
+            f"The Concerto stack is not running or not ready: {_readiness[0]}\n"
+            f"Start it with `make up` (check with `make status`), or point GATEWAY_URL and "
+            f"KAFKA_BOOTSTRAP_SERVERS at a running stack, then run the end-to-end suite again.",
+            pytrace=False,
+        )
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def order_body(
+    sku: str,
+    *,
+    token: str = "tok_visa",
+    customer_id: str | None = None,
+    email: str | None = None,
+    quantity: int = 1,
+) -> dict[str, Any]:
+    customer_id = customer_id or unique("cust")
+    return {
+        "customer": {"id": customer_id, "email": email or f"{customer_id}@example.com", "name": "Ada Lovelace"},
+        "items": [{"sku": sku, "quantity": quantity}],
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "12 Analytical Way",
+            "city": "London",
+            "postal_code": "N1 9GU",
+            "country": "GB",
+        },
+        "payment": {"token": token},
+        "promotion_codes": [],
+        "channel": "web",
+    }
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """An RFC 9457 problem with the given status; returns its body."""
+    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
+    content_type = response.headers.get("content-type", "")
+    assert content_type.startswith(PROBLEM_JSON), f"expected {PROBLEM_JSON}, got {content_type!r}: {response.text}"
+    body = response.json()
+    for member in ("title", "status", "detail"):
+        assert body.get(member), f"problem without {member!r}: {body}"
+    assert body["status"] == status, body
+    return body
+
+
+# --- the API ------------------------------------------------------------------------------
+
+
+@dataclass
+class Placed:
+    order_id: str
+    correlation_id: str
+    status: str
+    body: dict[str, Any]
+    response: httpx.Response
+
+    @property
+    def customer_id(self) -> str:
+        return self.body["customer"]["id"]
+
+
+class Api:
+    """The gateway's public interface, as a client sees it."""
+
+    body = staticmethod(order_body)
+    problem = staticmethod(assert_problem)
+    unique = staticmethod(unique)
+    OUT_OF_STOCK_SKU = OUT_OF_STOCK_SKU
+    RESTORED_STOCK = RESTORED_STOCK
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.http = client
+
+    async def products(self) -> dict[str, dict[str, Any]]:
+        response = await self.http.get("/api/v1/products")
+        assert response.status_code == 200, response.text
+        return {product["sku"]: product for product in response.json()["items"]}
+
+    async def product(self, prefer: str) -> dict[str, Any]:
+        """A product from the catalogue with stock: `prefer` if it qualifies, else another one.
+        Never the out-of-stock test's sku."""
+        catalogue = await self.products()
+        assert catalogue, "GET /api/v1/products returned no products"
+
+        def usable(product: dict[str, Any]) -> bool:
+            return product["sku"] != OUT_OF_STOCK_SKU and (product["available"] is None or product["available"] >= 10)
+
+        if prefer in catalogue and usable(catalogue[prefer]):
+            return catalogue[prefer]
+        candidates = [p for p in catalogue.values() if usable(p)]
+        assert candidates, f"no product with stock to order: {catalogue}"
+        return candidates[0]
+
+    async def place(self, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> Placed:
+        response = await self.http.post("/api/v1/orders", json=body, headers=headers or {})
+        assert response.status_code == 202, f"POST /api/v1/orders: {response.status_code} {response.text}"
+        accepted = response.json()
+        for member in ("order_id", "status", "correlation_id"):
+            assert accepted.get(member), f"202 without {member!r}: {accepted}"
+        assert accepted["status"] in STATUSES, accepted
+        return Placed(accepted["order_id"], accepted["correlation_id"], accepted["status"], body, response)
+
+    async def order(self, order_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"/api/v1/orders/{order_id}")
+        assert response.status_code == 200, f"GET /api/v1/orders/{order_id}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def cancel(self, order_id: str) -> httpx.Response:
+        return await self.http.post(f"/api/v1/orders/{order_id}/cancel")
+
+    async def terminal(self, order_id: str, timeout: float = ORDER_DEADLINE) -> dict[str, Any]:
+        """The order once it is COMPLETED or CANCELLED."""
+        last: dict[str, Any] = {}
+
+        async def probe() -> dict[str, Any] | None:
+            last.update(await self.order(order_id))
+            return dict(last) if last["status"] in TERMINAL else None
+
+        return await eventually(probe, timeout=timeout, interval=0.2, what=f"order {order_id} to end (COMPLETED or CANCELLED)")
+
+    async def loyalty(self, customer_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"/api/v1/customers/{customer_id}/loyalty")
+        assert response.status_code == 200, f"GET loyalty of {customer_id}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def set_stock(self, sku: str, quantity: int) -> httpx.Response:
+        return await self.http.put(
+            f"/api/v1/admin/inventory/{sku}", json={"quantity": quantity}, headers={"X-API-Key": ADMIN_API_KEY}
+        )
+
+    async def available(self, sku: str, quantity: int, timeout: float = 15.0) -> None:
+        """Waits until the catalogue shows `quantity` units of `sku` (the stock projection)."""
+
+        async def probe() -> bool:
+            return (await self.products())[sku]["available"] == quantity
+
+        await eventually(probe, timeout=timeout, what=f"GET /api/v1/products to show {quantity} units of {sku}")
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=GATEWAY_URL,
+        headers={"X-API-Key": API_KEY},
+        timeout=httpx.Timeout(15.0),
+        limits=httpx.Limits(max_connections=50),
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def api(http: httpx.AsyncClient) -> Api:
+    return Api(http)
+
+
+@pytest.fixture
+async def anonymous() -> AsyncIterator[httpx.AsyncClient]:
+    """A client that sends no API key."""
+    async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=httpx.Timeout(15.0)) as client:
+        yield client
+
+
+# --- the events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as it is on the wire."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    raw_headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def headers(self) -> dict[str, bytes]:
+        return dict(self.raw_headers)
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        return value.decode() if value is not None else None
+
+    @property
+    def type_name(self) -> str:
+        """`OrderConfirmed` for `concerto.order.OrderConfirmed.v1`."""
+        ce_type = self.header("ce_type") or ""
+        parts = ce_type.split(".")
+        return parts[2] if len(parts) == 4 else ce_type
+
+    def __repr__(self) -> str:
+        return f"<{self.topic}/{self.partition}@{self.offset} {self.header('ce_type')} key={self.key!r}>"
+
+
+@dataclass
+class EventLog:
+    """Reads the four domain topics from the beginning, with no consumer group (partitions are
+    assigned, not subscribed), so nothing is committed and nothing is missed."""
+
+    bootstrap_servers: str
+    topics: tuple[str, ...] = DOMAIN_TOPICS
+    _partitions: list[TopicPartition] = field(default_factory=list)
+
+    async def partitions(self) -> list[TopicPartition]:
+        if not self._partitions:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+            await admin.start()
+            try:
+                described = await admin.describe_topics(list(self.topics))
+            finally:
+                await admin.close()
+            for topic in described:
+                assert topic["error_code"] == 0 and topic["partitions"], f"topic {topic['topic']} is missing: {topic}"
+                self._partitions += [TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]]
+        return self._partitions
+
+    async def collect(
+        self,
+        match: Callable[[Record], bool],
+        until: Callable[[list[Record]], bool],
+        *,
+        timeout: float = ORDER_DEADLINE,
+        what: str = "events",
+    ) -> list[Record]:
+        """The records that `match`, once `until(records)` holds, plus whatever was already on
+        the topics at that moment (so every event that caused the last one is included)."""
+        partitions = await self.partitions()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=unique("concerto-e2e"),
+        )
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            found: list[Record] = []
+            end: dict[TopicPartition, int] | None = None
+            deadline = time.monotonic() + timeout
+            while True:
+                if end is None and until(found):
+                    end = await consumer.end_offsets(partitions)
+                if end is not None and all([await consumer.position(tp) >= end[tp] for tp in partitions]):
+                    return found
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"timed out after {timeout}s waiting for {what}; "
+                        f"seen: {[(r.type_name, r.header('ce_time')) for r in found]}"
+                    )
+                batches = await consumer.getmany(timeout_ms=300, max_records=5000)
+                for tp, records in batches.items():
+                    for r in records:
+                        record = Record(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                        if match(record):
+                            found.append(record)
+        finally:
+            await consumer.stop()
+
+
+@pytest.fixture(scope="session")
+def events() -> EventLog:
+    return EventLog(KAFKA_BOOTSTRAP_SERVERS)
