@@ -54,6 +54,10 @@ async def test_an_orders_events_are_cloudevents_sharing_its_correlation_id(api, 
     assert envelopes["PaymentCompleted"].causation_id == envelopes["OrderConfirmed"].id
     assert envelopes["InventoryReserved"].causation_id == envelopes["PaymentCompleted"].id
     assert envelopes["OrderCompleted"].causation_id == envelopes["ShipmentDispatched"].id
+    # Tracing across the broker: every event carries a W3C traceparent of one trace.
+    trace_ids = {envelope.traceparent.split("-")[1] for envelope in envelopes.values() if envelope.traceparent}
+    assert all(envelope.traceparent for envelope in envelopes.values()), "every event needs a traceparent"
+    assert len(trace_ids) == 1, trace_ids
     # Event-carried state: what downstream needs, with the e-mail masked.
     confirmed = envelopes["OrderConfirmed"].event
     assert confirmed.order.customer.id == customer_id
