@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from concerto_runtime.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @retry(stop=stop_after_delay(60), wait=wait_fixed(1), reraise=True)
@@ -42,3 +48,30 @@ def create_worker(client: Client, task_queue: str, workflows: Sequence[type], ac
         activities=list(activities),
         workflow_runner=workflow_runner(),
     )
+
+
+async def start_once(client: Client, workflow_run: Callable, argument: object, *, id: str, task_queue: str) -> None:
+    """Start a workflow for an event, whatever redelivers the event: if the workflow is
+    running, or has run, under that id, nothing new starts."""
+    try:
+        await client.start_workflow(
+            workflow_run,
+            argument,
+            id=id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        log.info("%s already ran", id)
+
+
+async def signal_if_running(client: Client, workflow_id: str, signal: Callable, *args: object) -> bool:
+    """Signal a workflow; False (and nothing else) if it has already finished or never ran."""
+    try:
+        await client.get_workflow_handle(workflow_id).signal(signal, *args)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return False
+    return True

@@ -6,9 +6,6 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from concerto_contracts import Envelope
 from concerto_contracts.events import OrderCancelled, PaymentCompleted
@@ -16,7 +13,7 @@ from concerto_fulfillment.adapters import db
 from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkflow
 from concerto_fulfillment.workflows.inputs import TASK_QUEUE, FulfillOrder
 from concerto_messaging import Handler
-from concerto_runtime import Runtime
+from concerto_runtime import Runtime, signal_if_running, start_once
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +28,15 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
         if await db.is_cancelled(session, event.order_id):
             log.info("payment for an order already cancelled: not fulfilled")
             return  # payment refunds it
-        try:
-            await runtime.temporal.start_workflow(
-                FulfillmentWorkflow.run,
-                FulfillOrder(
-                    payment_id=event.payment_id,
-                    correlation_id=envelope.correlation_id,
-                    causation_id=envelope.id,
-                    order=event.order,
-                ),
-                id=workflow_id(event.order_id),
-                task_queue=TASK_QUEUE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            log.info("order already fulfilled")
+        await start_once(
+            runtime.temporal,
+            FulfillmentWorkflow.run,
+            FulfillOrder(
+                payment_id=event.payment_id, correlation_id=envelope.correlation_id, causation_id=envelope.id, order=event.order
+            ),
+            id=workflow_id(event.order_id),
+            task_queue=TASK_QUEUE,
+        )
 
     async def stop_fulfillment(envelope: Envelope, session: AsyncSession) -> None:
         # The two events travel on different topics, so the cancellation may arrive first:
@@ -54,10 +44,7 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
         event: OrderCancelled = envelope.event
         if not await db.is_cancelled(session, event.order_id):
             await session.execute(db.cancelled_orders.insert().values(order_id=event.order_id, reason=event.reason))
-        try:
-            await runtime.temporal.get_workflow_handle(workflow_id(envelope.key)).signal(FulfillmentWorkflow.order_cancelled)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise  # not found: never paid, so never fulfilled, or already finished
+        # Not running: not paid yet (see above), or already finished.
+        await signal_if_running(runtime.temporal, workflow_id(event.order_id), FulfillmentWorkflow.order_cancelled)
 
     return {PaymentCompleted: fulfill, OrderCancelled: stop_fulfillment}

@@ -9,7 +9,6 @@ import logging
 
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.service import RPCError, RPCStatusCode
 
 from concerto_contracts import Envelope
 from concerto_contracts.events import (
@@ -27,7 +26,7 @@ from concerto_order.adapters import db
 from concerto_order.api.routes import workflow_id
 from concerto_order.workflows.inputs import EventReceived
 from concerto_order.workflows.order_workflow import OrderWorkflow
-from concerto_runtime import Runtime
+from concerto_runtime import Runtime, signal_if_running
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +34,13 @@ log = logging.getLogger(__name__)
 def handlers(runtime: Runtime) -> dict[type, Handler]:
     async def signal_order_workflow(envelope: Envelope, _: AsyncSession) -> None:
         event = envelope.event
-        try:
-            await runtime.temporal.get_workflow_handle(workflow_id(envelope.key)).signal(
-                OrderWorkflow.event_received,
-                EventReceived(event_id=envelope.id, name=type(event).__name__, data=event.model_dump(mode="json")),
-            )
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
+        running = await signal_if_running(
+            runtime.temporal,
+            workflow_id(envelope.key),
+            OrderWorkflow.event_received,
+            EventReceived(event_id=envelope.id, name=type(event).__name__, data=event.model_dump(mode="json")),
+        )
+        if not running:
             # The order already ended (for instance cancelled at a deadline): nothing to advance.
             log.warning("%s for an order that is no longer running", type(event).__name__)
 

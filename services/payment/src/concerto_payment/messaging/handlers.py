@@ -3,11 +3,7 @@ for; a cancelled order whose payment went through, or is still going through, is
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from concerto_contracts import Envelope
 from concerto_contracts.events import OrderCancelled, OrderConfirmed
@@ -16,26 +12,10 @@ from concerto_payment.adapters import db
 from concerto_payment.domain.cards import payment_id_for
 from concerto_payment.workflows.inputs import TASK_QUEUE, CollectPayment, RefundPayment
 from concerto_payment.workflows.payment_workflow import PaymentWorkflow, RefundWorkflow
-from concerto_runtime import Runtime
-
-log = logging.getLogger(__name__)
+from concerto_runtime import Runtime, start_once
 
 
 def handlers(runtime: Runtime) -> dict[type, Handler]:
-    async def start_workflow(workflow_run, argument, workflow_id: str) -> None:
-        try:
-            await runtime.temporal.start_workflow(
-                workflow_run,
-                argument,
-                id=workflow_id,
-                task_queue=TASK_QUEUE,
-                # A redelivered event finds the workflow running, or finished: never a second one.
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            log.info("%s already ran", workflow_id)
-
     async def collect_payment(envelope: Envelope, session: AsyncSession) -> None:
         event: OrderConfirmed = envelope.event
         payment_id = payment_id_for(event.order_id)
@@ -51,7 +31,8 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
                     status="PENDING",
                 )
             )
-        await start_workflow(
+        await start_once(
+            runtime.temporal,
             PaymentWorkflow.run,
             CollectPayment(
                 payment_id=payment_id,
@@ -60,7 +41,8 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
                 causation_id=envelope.id,
                 order=event.order,
             ),
-            f"payment-{payment_id}",
+            id=f"payment-{payment_id}",
+            task_queue=TASK_QUEUE,
         )
 
     async def refund_if_paid(envelope: Envelope, session: AsyncSession) -> None:
@@ -68,7 +50,8 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
         payment = await db.payment_for_order(session, event.order_id)
         if payment is None or payment.status in ("FAILED", "REFUNDED"):
             return  # never confirmed, or nothing taken, or already given back
-        await start_workflow(
+        await start_once(
+            runtime.temporal,
             RefundWorkflow.run,
             RefundPayment(
                 order_id=event.order_id,
@@ -77,7 +60,8 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
                 correlation_id=envelope.correlation_id,
                 causation_id=envelope.id,
             ),
-            f"refund-{payment.payment_id}",
+            id=f"refund-{payment.payment_id}",
+            task_queue=TASK_QUEUE,
         )
 
     return {OrderConfirmed: collect_payment, OrderCancelled: refund_if_paid}
