@@ -2,7 +2,7 @@
 gateway's public HTTP API, with its events read back from the real Kafka broker.
 
 Configuration comes from the environment:
-  GATEWAY_URL              the gateway (default http://127.0.0.1:8080; CONCERTO_GATEWAY_URL also works)
+  GATEWAY_URL              the gateway (default http://127.0.0.1:8080)
   KAFKA_BOOTSTRAP_SERVERS  the broker (default 127.0.0.1:9092)
   CONCERTO_API_KEY         the customer key (default dev-key)
   CONCERTO_ADMIN_API_KEY   the admin key (default dev-admin-key)
@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from concerto_contracts.topics import Topics
 from concerto_runtime.testing import eventually
 
-GATEWAY_URL = (os.environ.get("GATEWAY_URL") or os.environ.get("CONCERTO_GATEWAY_URL") or "http://127.0.0.1:8080").rstrip("/")
+GATEWAY_URL = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 API_KEY = os.environ.get("CONCERTO_API_KEY", "dev-key")
 ADMIN_API_KEY = os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")

@@ -1,0 +1,79 @@
+# Concerto: one-command set-up, run and test on a plain machine (no Docker needed).
+#   make setup    install uv (into .tools), the Python workspace (.venv) and the Kafka jars
+#   make run      the whole stack in the foreground; Ctrl-C stops it
+#   make up/down  the same stack in the background / stop it;  make status
+#   make infra-up Kafka and Temporal only (for integration tests while you work)
+#   make test     set-up, a fresh stack under .data/test, every test, stack down again
+# Everything the stack writes goes to .data/, every tool to .tools/ (both gitignored).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+UV_VERSION  := 0.13.9
+TOOLS       := .tools
+UV          := $(TOOLS)/uv/bin/uv
+KAFKA_LIBS  := $(TOOLS)/kafka/libs
+STACK       := .venv/bin/python infra/devstack/stack.py
+TEST_DATA   := .data/test
+PYTEST_ARGS ?= services libs tests
+
+# Use the Python already on the machine; never download one.
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help setup sync run up down status infra-up infra-down test
+
+help:
+	@sed -n 's/^#   /  /p' $(MAKEFILE_LIST)
+
+setup: sync $(KAFKA_LIBS)/.complete
+
+# uv is pinned and installed from PyPI into its own venv: nothing global is touched.
+# The stamp carries the version, so changing UV_VERSION installs the new one.
+$(TOOLS)/uv/.uv-$(UV_VERSION):
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
+
+# --frozen: install exactly uv.lock, never re-resolve. Fast when nothing changed.
+sync: $(TOOLS)/uv/.uv-$(UV_VERSION)
+	$(UV) sync --frozen
+
+# The Kafka broker's jars, from Maven Central, fetched again only when the pom changes.
+$(KAFKA_LIBS)/.complete: infra/kafka/pom.xml
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(abspath $(KAFKA_LIBS))
+	touch $@
+
+run: setup
+	$(STACK) run
+
+up: setup
+	$(STACK) up
+
+infra-up: setup
+	$(STACK) up --only kafka,temporal
+
+# down and status need no set-up: the launcher uses the standard library only.
+down:
+	$(PYTHON) infra/devstack/stack.py down
+
+infra-down:
+	$(PYTHON) infra/devstack/stack.py down --only kafka,temporal
+
+status:
+	$(PYTHON) infra/devstack/stack.py status
+
+# A fresh stack just for the tests (a stack from `make up` is stopped first: same ports).
+# Whatever happens (failure, Ctrl-C), the test stack is stopped after, and the recipe's exit
+# status is pytest's. STACK_ONLY=kafka,temporal limits the stack; PYTEST_ARGS narrows the run.
+test: setup
+	$(STACK) down
+	$(STACK) down --data-dir $(TEST_DATA)
+	rm -rf $(TEST_DATA)
+	trap '$(STACK) down --data-dir $(TEST_DATA)' EXIT; \
+	$(STACK) up --data-dir $(TEST_DATA); \
+	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 TEMPORAL_ADDRESS=127.0.0.1:7233 \
+	GATEWAY_URL=http://127.0.0.1:8080 \
+	.venv/bin/pytest $(PYTEST_ARGS)
