@@ -53,6 +53,8 @@ TEMPORAL_PORT, TEMPORAL_UI_PORT = 7233, 8233
 # To add a service, add a row.
 SERVICES = [
     # name          port  module
+    ("cardpay",     8201, "concerto_psp_simulators.cardpay"),  # simulated external PSPs
+    ("paynext",     8202, "concerto_psp_simulators.paynext"),
     ("order",       8101, None),
     ("payment",     8102, None),
     ("fulfillment", 8103, None),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from concerto_contracts.values import MaskedCard
-from concerto_payment.domain.cards import DECLINES, TEST_TOKENS, UnknownToken, card_for, payment_id_for
+from concerto_payment.domain.cards import TEST_TOKENS, UnknownToken, card_for, payment_id_for
 
 
 @pytest.mark.parametrize(
@@ -33,12 +33,6 @@ def test_payment_cards_card_for_an_unknown_token_raises(token):
     assert all(known in str(caught.value) for known in TEST_TOKENS)
     if token:
         assert token not in str(caught.value).split(", ")
-
-
-def test_payment_cards_only_the_decline_tokens_are_declined():
-    assert DECLINES == {"tok_chargeDeclined": "declined", "tok_chargeDeclinedInsufficientFunds": "insufficient_funds"}
-    assert set(DECLINES) <= set(TEST_TOKENS)
-    assert "tok_visa" not in DECLINES
 
 
 def test_payment_cards_masked_cards_carry_only_brand_and_last_four():

@@ -152,3 +152,27 @@ class PaymentMethodRequest(BaseModel):
 class PaymentMethodCreated(BaseModel):
     payment_method_id: str
     card: MaskedCard
+
+
+class GatewayFaults(BaseModel):
+    """Faults injected into a simulated payment gateway; an empty body clears them all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_rate: float | None = Field(None, ge=0, le=1, description="share of calls answered 503, nothing done")
+    latency_ms: int | None = Field(None, ge=0, le=60_000, description="delay added to every call")
+    timeout_rate: float | None = Field(None, ge=0, le=1, description="share of calls that hang, nothing done")
+    outage: bool | None = Field(None, description="every call answered 503 at once")
+    drop_response_rate: float | None = Field(
+        None, ge=0, le=1, description="share of calls carried out whose answer is then lost (the ambiguous outcome)"
+    )
+    hang_seconds: float | None = Field(None, ge=0, le=300, description="how long a hanging call hangs")
+    seed: int | None = Field(None, description="for a repeatable run")
+
+
+class PaymentGatewayStatus(BaseModel):
+    name: str
+    state: str = Field(description="the circuit breaker: closed, open or half_open")
+    consecutive_failures: int
+    retry_in_seconds: float
+    calls: dict[str, int]

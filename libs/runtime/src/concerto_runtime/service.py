@@ -44,6 +44,8 @@ class Runtime:
     read_sessions: Any  # for queries that only read: they never wait for a writer
     temporal: Client
     relay: OutboxRelay
+    # Long-lived objects a service shares between its activities and routes (a client, say).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, source=f"/concerto/{self.name}", published=self.relay.wake)

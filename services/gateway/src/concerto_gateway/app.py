@@ -8,15 +8,17 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from concerto_contracts.http import (
+    GatewayFaults,
     LoyaltyAccount,
     OrderAccepted,
     OrderSubmission,
     OrderView,
+    PaymentGatewayStatus,
     PaymentMethodCreated,
     PlaceOrderRequest,
     ProductList,
@@ -103,6 +105,26 @@ async def loyalty(customer_id: str, request: Request) -> JSONResponse:
 async def set_inventory(sku: str, level: StockLevel, request: Request) -> JSONResponse:
     """Set a sku's stock level (admin)."""
     return relay(await upstream(request, "fulfillment").call("PUT", f"/inventory/{sku}", json=level.model_dump()), request)
+
+
+@api.get("/admin/payment-gateways", response_model=list[PaymentGatewayStatus], tags=["admin"], dependencies=[admin])
+async def payment_gateways(request: Request) -> JSONResponse:
+    """Each payment gateway's circuit breaker state and call counts (admin)."""
+    return relay(await upstream(request, "payment").call("GET", "/payment-gateways"), request)
+
+
+@api.put("/admin/payment-gateways/{name}/faults", responses=_problems(404, 422), tags=["admin"], dependencies=[admin])
+async def set_payment_gateway_faults(name: str, request: Request, faults: GatewayFaults | None = Body(None)) -> JSONResponse:
+    """Inject faults into a simulated payment gateway; an empty body clears them (admin).
+    `{"outage": true}` switches it off."""
+    body = faults.model_dump(exclude_none=True) if faults else {}
+    return relay(await upstream(request, "payment").call("PUT", f"/payment-gateways/{name}/faults", json=body), request)
+
+
+@api.get("/admin/payment-gateways/{name}/charges", responses=_problems(404), tags=["admin"], dependencies=[admin])
+async def payment_gateway_ledger(name: str, request: Request) -> JSONResponse:
+    """The charges and refunds a simulated payment gateway has on its books (admin)."""
+    return relay(await upstream(request, "payment").call("GET", f"/payment-gateways/{name}/charges"), request)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

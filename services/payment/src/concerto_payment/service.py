@@ -5,7 +5,9 @@ from __future__ import annotations
 from concerto_contracts import Topics
 from concerto_payment.adapters import db
 from concerto_payment.api.routes import router
+from concerto_payment.integration.setup import payment_gateways
 from concerto_payment.messaging.handlers import handlers
+from concerto_payment.settings import PaymentSettings
 from concerto_payment.workflows.activities import PaymentActivities
 from concerto_payment.workflows.inputs import TASK_QUEUE
 from concerto_payment.workflows.payment_workflow import PaymentWorkflow, RefundWorkflow
@@ -13,8 +15,10 @@ from concerto_runtime import Runtime, ServiceDefinition
 
 
 def activities(runtime: Runtime) -> list:
-    acts = PaymentActivities(runtime)
-    return [acts.charge_card, acts.record_payment, acts.refund_payment]
+    # One integration layer per process: its circuit breakers see every call the worker makes.
+    gateways = runtime.extras["payment_gateways"] = payment_gateways(PaymentSettings(), runtime.sessions)
+    acts = PaymentActivities(runtime, gateways)
+    return [acts.charge_card, acts.record_payment, acts.release_unclaimed_charge, acts.refund_payment]
 
 
 definition = ServiceDefinition(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, MetaData, Numeric, String, Table, func, select, update
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Numeric, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 tables = MetaData()
@@ -33,9 +33,26 @@ payments = Table(
     Column("gateway", String(40), nullable=True),
     Column("card", JSON, nullable=True),
     Column("failure_reason", String(100), nullable=True),
+    Column("gateway_reference", String(80), nullable=True),  # the provider's id for the charge
     Column("refund_id", String(80), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+# Every call made to a payment gateway: what was asked, what came of it, how long it took.
+gateway_attempts = Table(
+    "gateway_attempts",
+    tables,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("payment_id", String(80), nullable=False, index=True),
+    Column("gateway", String(40), nullable=False),
+    Column("operation", String(20), nullable=False),  # charge, lookup, refund
+    # approved, declined, not_found, succeeded, unavailable, ambiguous, circuit_open, rejected
+    Column("outcome", String(20), nullable=False),
+    Column("detail", String(500), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 

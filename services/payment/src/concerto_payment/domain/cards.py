@@ -1,5 +1,6 @@
 """Card tokens as the payment providers' test mode knows them. The token is all Concerto ever
-holds of a card; outside the payment context only the brand and last four travel."""
+holds of a card; outside the payment context only the brand and last four travel. Whether a
+card is approved is the provider's answer, not ours."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ TEST_TOKENS = {
     "tok_chargeDeclined": MaskedCard(brand="visa", last4="0002"),
     "tok_chargeDeclinedInsufficientFunds": MaskedCard(brand="visa", last4="9995"),
 }
-DECLINES = {"tok_chargeDeclined": "declined", "tok_chargeDeclinedInsufficientFunds": "insufficient_funds"}
 
 
 class UnknownToken(ValueError):

@@ -10,12 +10,15 @@ from concerto_contracts.events import OrderCancelled, OrderConfirmed
 from concerto_messaging import Handler
 from concerto_payment.adapters import db
 from concerto_payment.domain.cards import payment_id_for
+from concerto_payment.settings import PaymentSettings
 from concerto_payment.workflows.inputs import TASK_QUEUE, CollectPayment, RefundPayment
 from concerto_payment.workflows.payment_workflow import PaymentWorkflow, RefundWorkflow
 from concerto_runtime import Runtime, start_once
 
 
 def handlers(runtime: Runtime) -> dict[type, Handler]:
+    settings = PaymentSettings()
+
     async def collect_payment(envelope: Envelope, session: AsyncSession) -> None:
         event: OrderConfirmed = envelope.event
         payment_id = payment_id_for(event.order_id)
@@ -37,6 +40,7 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
             CollectPayment(
                 payment_id=payment_id,
                 payment_method_id=event.payment_method_id,
+                deadline_seconds=settings.payment_deadline_seconds,
                 correlation_id=envelope.correlation_id,
                 causation_id=envelope.id,
                 order=event.order,

@@ -1,5 +1,6 @@
-"""PaymentWorkflow's and RefundWorkflow's activities. Each may run more than once, so each
-looks at the payment's recorded status before it acts."""
+"""PaymentWorkflow's and RefundWorkflow's activities. The gateways are reached only through
+the integration layer. Each activity may run more than once, so each looks at the payment's
+recorded status before it acts."""
 
 from __future__ import annotations
 
@@ -9,17 +10,16 @@ from temporalio.exceptions import ApplicationError
 from concerto_contracts.events import PaymentCompleted, PaymentFailed, PaymentRefunded
 from concerto_observability import bind
 from concerto_payment.adapters import db
-from concerto_payment.domain.cards import DECLINES
+from concerto_payment.integration.gateways import Charge, GatewayAmbiguous, GatewayRejected, Refund
+from concerto_payment.integration.layer import NoGatewayAvailable, PaymentGateways
 from concerto_payment.workflows.inputs import ChargeResult, CollectPayment, PaymentResult, RefundPayment
 from concerto_runtime import Runtime
 
-# The stand-in for an external payment provider until the integration layer replaces it.
-TEST_GATEWAY = "test-mode"
-
 
 class PaymentActivities:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, gateways: PaymentGateways) -> None:
         self._runtime = runtime
+        self._gateways = gateways
 
     @activity.defn
     async def charge_card(self, request: CollectPayment) -> ChargeResult:
@@ -29,11 +29,25 @@ class PaymentActivities:
             # Cannot happen through the gateway; if it does, fail the payment (and so the
             # order) rather than leave it pending.
             return ChargeResult(approved=False, decline_reason="unknown_payment_method")
-        card = {"brand": method.brand, "last4": method.last4}
-        decline = DECLINES.get(method.token)
-        if decline:
-            return ChargeResult(approved=False, card=card, gateway=TEST_GATEWAY, decline_reason=decline)
-        return ChargeResult(approved=True, card=card, gateway=TEST_GATEWAY)
+        totals = request.order.totals
+        charge = Charge(key=request.payment_id, amount=totals.total, currency=totals.currency, token=method.token)
+        with bind(correlation_id=request.correlation_id, order_id=request.order.order_id):
+            try:
+                charged = await self._gateways.charge(request.payment_id, charge)
+            except (NoGatewayAvailable, GatewayAmbiguous) as exc:
+                # Temporal retries this activity (with backoff) until the payment's deadline.
+                raise ApplicationError(str(exc), type=type(exc).__name__) from exc
+            except GatewayRejected as exc:
+                activity.logger.error("gateway rejected the charge: %s", exc)
+                return ChargeResult(approved=False, decline_reason="rejected")
+        outcome = charged.outcome
+        return ChargeResult(
+            approved=outcome.approved,
+            card=outcome.card or {"brand": method.brand, "last4": method.last4},
+            gateway=charged.gateway,
+            gateway_reference=outcome.reference,
+            decline_reason=outcome.decline_reason,
+        )
 
     @activity.defn
     async def record_payment(self, result: PaymentResult) -> None:
@@ -49,6 +63,7 @@ class PaymentActivities:
                     request.payment_id,
                     status=status,
                     gateway=charge.gateway,
+                    gateway_reference=charge.gateway_reference,
                     card=charge.card.model_dump() if charge.card else None,
                     failure_reason=charge.decline_reason,
                 )
@@ -69,16 +84,49 @@ class PaymentActivities:
             activity.logger.info("payment %s", status.lower())
 
     @activity.defn
+    async def release_unclaimed_charge(self, request: CollectPayment) -> None:
+        """After giving up on a payment: if a gateway took the charge after all (an attempt
+        whose answer was lost), give the money back."""
+        gateway = await self._gateways.gateway_that_may_hold(request.payment_id)
+        if gateway is None:
+            return
+        # If the gateway is still unreachable this raises, and Temporal retries until it answers.
+        found = await self._gateways.look_up(request.payment_id, gateway, request.payment_id)
+        if found is None or not found.approved:
+            return
+        totals = request.order.totals
+        await self._gateways.refund(
+            request.payment_id,
+            gateway.name,
+            Refund(key=f"release-{request.payment_id}", charge_reference=found.reference, amount=totals.total, currency=totals.currency),
+        )
+        activity.logger.warning("released a charge %s took after the payment gave up", gateway.name)
+
+    @activity.defn
     async def refund_payment(self, refund: RefundPayment) -> None:
+        async with self._runtime.read_sessions() as session:
+            payment = await db.get_payment(session, refund.payment_id)
+        if payment.status == "PENDING":
+            # Cancelled while the charge is in flight: wait (Temporal retries) until it settles.
+            raise ApplicationError("payment still settling", type="PaymentSettling")
+        if payment.status != "COMPLETED":
+            return  # nothing was taken, or it was already given back
         with bind(correlation_id=refund.correlation_id, order_id=refund.order_id):
+            # The gateway's refund is idempotent by its key, so a retry after a crash is safe.
+            refund_id = await self._gateways.refund(
+                refund.payment_id,
+                payment.gateway,
+                Refund(
+                    key=f"refund-{refund.payment_id}",
+                    charge_reference=payment.gateway_reference,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                ),
+            )
             async with self._runtime.unit_of_work() as uow:
-                payment = await db.get_payment(uow.session, refund.payment_id)
-                if payment.status == "PENDING":
-                    # Cancelled while the charge is in flight: wait (Temporal retries) until it settles.
-                    raise ApplicationError("payment still settling", type="PaymentSettling")
-                if payment.status != "COMPLETED":
-                    return  # nothing was taken, or it was already given back
-                refund_id = f"ref-{refund.order_id}"
+                current = await db.get_payment(uow.session, refund.payment_id)
+                if current.status != "COMPLETED":
+                    return
                 await db.update_payment(uow.session, refund.payment_id, status="REFUNDED", refund_id=refund_id)
                 uow.publish(
                     PaymentRefunded(
@@ -94,4 +142,4 @@ class PaymentActivities:
                     causation_id=refund.causation_id,
                 )
                 await uow.commit()
-            activity.logger.info("payment refunded")
+            activity.logger.info("payment refunded through %s", payment.gateway)

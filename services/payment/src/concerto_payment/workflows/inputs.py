@@ -14,6 +14,8 @@ class CollectPayment(BaseModel):
     payment_method_id: str
     correlation_id: str
     causation_id: str | None = None
+    # How long to keep trying while no gateway can take the payment.
+    deadline_seconds: int = 300
     # Event-carried state from OrderConfirmed, passed on in PaymentCompleted.
     order: OrderSnapshot
 
@@ -22,7 +24,8 @@ class ChargeResult(BaseModel):
     approved: bool
     card: MaskedCard | None = None
     gateway: str | None = None
-    decline_reason: str | None = None
+    gateway_reference: str | None = None  # the provider's id for the charge
+    decline_reason: str | None = None  # declined, insufficient_funds, unavailable, ...
 
 
 class PaymentResult(BaseModel):

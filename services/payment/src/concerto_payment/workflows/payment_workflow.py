@@ -7,24 +7,40 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from concerto_payment.workflows.activities import PaymentActivities
-    from concerto_payment.workflows.inputs import CollectPayment, PaymentResult, RefundPayment
+    from concerto_payment.workflows.inputs import ChargeResult, CollectPayment, PaymentResult, RefundPayment
 
 ACTIVITY_OPTIONS = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
 }
+# While no gateway can take the payment, try again every few seconds, up to the deadline.
+CHARGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=1.5, maximum_interval=timedelta(seconds=5))
 
 
 @workflow.defn
 class PaymentWorkflow:
     @workflow.run
     async def run(self, request: CollectPayment) -> PaymentResult:
-        charge = await workflow.execute_activity_method(PaymentActivities.charge_card, request, **ACTIVITY_OPTIONS)
+        try:
+            charge = await workflow.execute_activity_method(
+                PaymentActivities.charge_card,
+                request,
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_close_timeout=timedelta(seconds=request.deadline_seconds),
+                retry_policy=CHARGE_RETRY,
+            )
+        except ActivityError:
+            # No gateway could take the payment before its deadline.
+            charge = ChargeResult(approved=False, decline_reason="unavailable")
         result = PaymentResult(request=request, charge=charge)
         await workflow.execute_activity_method(PaymentActivities.record_payment, result, **ACTIVITY_OPTIONS)
+        if charge.decline_reason == "unavailable":
+            # An attempt whose answer was lost may still have charged the card: undo it.
+            await workflow.execute_activity_method(PaymentActivities.release_unclaimed_charge, request, **ACTIVITY_OPTIONS)
         return result
 
 

@@ -1,0 +1,54 @@
+"""What both simulators share: the app, its ledger database, health, admin routes and faults.
+
+Each simulator (cardpay.py, paynext.py) brings its own API routes and its own error shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+
+from concerto_psp_simulators import ledger
+from concerto_psp_simulators.faults import ErrorBody, install_faults
+from concerto_runtime import Settings
+from concerto_runtime.database import create_engine, create_sessions, create_tables
+from concerto_runtime.service import health_router
+
+
+def create_simulator(
+    name: str,
+    *,
+    description: str,
+    api: APIRouter,
+    api_prefix: str,
+    error_body: ErrorBody,
+    settings: Settings | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(ledger.database_url(name, settings))
+        await create_tables(engine, ledger.tables)
+        app.state.sessions = create_sessions(engine)
+        app.state.read_sessions = create_sessions(engine, read_only=True)
+
+        async def database() -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        app.state.checks = {"database": database}  # read by /health/ready
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title=f"{name} (simulated PSP)", description=description, lifespan=lifespan)
+    app.state.name = name
+    app.include_router(api)
+    app.include_router(ledger.router)
+    app.include_router(health_router())
+    install_faults(app, api_prefix, error_body)
+    return app
