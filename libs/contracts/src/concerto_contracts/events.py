@@ -103,6 +103,7 @@ class PaymentFailed(PaymentEvent):
     currency: CurrencyCode
     reason: str
     card: MaskedCard | None = None
+    gateway: str | None = None
 
 
 class PaymentRefunded(PaymentEvent):
@@ -113,6 +114,7 @@ class PaymentRefunded(PaymentEvent):
     amount: Money
     currency: CurrencyCode
     reason: str
+    gateway: str | None = None
 
 
 # --- fulfillment -----------------------------------------------------------------------

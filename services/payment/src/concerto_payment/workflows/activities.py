@@ -77,7 +77,7 @@ class PaymentActivities:
                 event = (
                     PaymentCompleted(**common, gateway=charge.gateway, order=order)
                     if charge.approved
-                    else PaymentFailed(**common, reason=charge.decline_reason or "declined")
+                    else PaymentFailed(**common, gateway=charge.gateway, reason=charge.decline_reason or "declined")
                 )
                 uow.publish(event, correlation_id=request.correlation_id, causation_id=request.causation_id)
                 await uow.commit()
@@ -137,6 +137,7 @@ class PaymentActivities:
                         amount=payment.amount,
                         currency=payment.currency,
                         reason=refund.reason,
+                        gateway=payment.gateway,
                     ),
                     correlation_id=refund.correlation_id,
                     causation_id=refund.causation_id,
