@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 
 def retrying(
@@ -13,7 +13,8 @@ def retrying(
     Anything not listed in `on` (a card decline, say) is raised at once, never retried."""
     return AsyncRetrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(multiplier=first_wait, max=max_wait),
+        # Full jitter: a random wait up to first_wait * 2^n (capped), so retries spread out.
+        wait=wait_random_exponential(multiplier=first_wait, max=max_wait),
         retry=retry_if_exception_type(on),
         reraise=True,
     )

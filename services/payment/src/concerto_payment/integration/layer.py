@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from concerto_payment.adapters.db import gateway_attempts
@@ -76,14 +76,14 @@ class PaymentGateways:
 
     async def charge(self, payment_id: str, charge: Charge) -> GatewayCharge:
         pinned = await self.gateway_that_may_hold(payment_id)
-        for gateway in [pinned] if pinned else self.gateways:
+        if pinned:  # it may hold this charge already: ask it, and only it
+            return GatewayCharge(pinned.name, await self._charge_at(pinned, payment_id, charge, look_up_first=True))
+        for gateway in self.gateways:
             try:
-                return GatewayCharge(gateway.name, await self._charge_at(gateway, payment_id, charge, bool(pinned)))
+                return GatewayCharge(gateway.name, await self._charge_at(gateway, payment_id, charge, look_up_first=False))
             except (GatewayUnavailable, BreakerOpen):
                 continue  # nothing happened there: the next gateway may take it
-        raise NoGatewayAvailable(
-            f"{pinned.name} is unavailable and may already hold this charge" if pinned else "every payment gateway is unavailable"
-        )
+        raise NoGatewayAvailable("every payment gateway is unavailable")
 
     async def _charge_at(self, gateway: PaymentGateway, payment_id: str, charge: Charge, look_up_first: bool) -> ChargeOutcome:
         maybe_charged = look_up_first
@@ -101,7 +101,7 @@ class PaymentGateways:
                         raise
         except (GatewayUnavailable, BreakerOpen) as exc:
             if maybe_charged:  # it went quiet after it may have charged: stay with it
-                raise GatewayAmbiguous(str(exc)) from exc
+                raise GatewayAmbiguous(f"{gateway.name} may already hold this charge and is unavailable: {exc}") from exc
             raise
         raise AssertionError("unreachable: retrying() reraises")
 
@@ -124,7 +124,9 @@ class PaymentGateways:
                 .where(
                     gateway_attempts.c.payment_id == payment_id,
                     gateway_attempts.c.operation == "charge",
-                    gateway_attempts.c.outcome == "ambiguous",
+                    # "in_flight": the process died mid-call; "error": the call was cut short or
+                    # failed in a way not sorted out. Either may have charged just the same.
+                    gateway_attempts.c.outcome.in_(("ambiguous", "error", "in_flight")),
                 )
                 .limit(1)
             )
@@ -134,6 +136,15 @@ class PaymentGateways:
         return [{"name": gateway.name, **self.breakers[gateway.name].snapshot()} for gateway in self.gateways]
 
     async def _call(self, gateway: PaymentGateway, payment_id: str, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        # Recorded before the call, so even a crash mid-call leaves a trace (and pins the payment).
+        async with self._sessions() as session, session.begin():
+            attempt_id = (
+                await session.execute(
+                    insert(gateway_attempts)
+                    .values(payment_id=payment_id, gateway=gateway.name, operation=operation, outcome="in_flight", duration_ms=0)
+                    .returning(gateway_attempts.c.id)
+                )
+            ).scalar_one()
         started = time.monotonic()
         outcome, detail = "error", None
         try:
@@ -152,13 +163,15 @@ class PaymentGateways:
         except GatewayRejected as exc:
             outcome, detail = "rejected", str(exc)
             raise
+        except BaseException as exc:  # cancelled, or an answer that could not be read
+            detail = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             async with self._sessions() as session, session.begin():
                 await session.execute(
-                    insert(gateway_attempts).values(
-                        payment_id=payment_id,
-                        gateway=gateway.name,
-                        operation=operation,
+                    update(gateway_attempts)
+                    .where(gateway_attempts.c.id == attempt_id)
+                    .values(
                         outcome=outcome,
                         detail=(detail or "")[:500] or None,
                         duration_ms=int((time.monotonic() - started) * 1000),
