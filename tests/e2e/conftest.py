@@ -6,11 +6,18 @@ Configuration comes from the environment:
   KAFKA_BOOTSTRAP_SERVERS  the broker (default 127.0.0.1:9092)
   CONCERTO_API_KEY         the customer key (default dev-key)
   CONCERTO_ADMIN_API_KEY   the admin key (default dev-admin-key)
+  TEST_PAYMENT_DEADLINE_SECONDS  how long the stack tries to take a payment before it gives up
+                           (its PAYMENT_DEADLINE_SECONDS; `make test` sets 20; default 20)
 
 If the gateway is not ready when the suite starts, every test fails (not skips) and says
 how to start the stack: an end-to-end run that silently tests nothing is worse than a red one.
 
 Nothing here sleeps to synchronise: every wait is a poll with a deadline (`eventually`).
+
+Every order the suite places through the gateway is recorded (`placed_orders`), so the last
+test (test_e2e_zz_ledgers.py) can check the payment gateways' books against all of them.
+Faults injected into the payment gateways are global to the stack: a test that sets them does
+so through the `payment_faults` fixture, which clears them before and after it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -34,6 +42,7 @@ GATEWAY_URL = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 API_KEY = os.environ.get("CONCERTO_API_KEY", "dev-key")
 ADMIN_API_KEY = os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")
+PAYMENT_DEADLINE = float(os.environ.get("TEST_PAYMENT_DEADLINE_SECONDS", "20"))
 
 DOMAIN_TOPICS = (Topics.ORDER, Topics.PAYMENT, Topics.FULFILLMENT, Topics.LOYALTY)
 TERMINAL = {"COMPLETED", "CANCELLED"}
@@ -46,6 +55,10 @@ RESTORED_STOCK = 1000
 
 # How long an order may take to reach its end state (the stack takes ~2 s).
 ORDER_DEADLINE = 30.0
+
+# The simulated payment gateways, in the order of preference (primary first).
+PAYMENT_GATEWAYS = ("cardpay", "paynext")
+ORDERS_PATH = "/api/v1/orders"
 
 
 # --- the stack must be up ---------------------------------------------------------------
@@ -111,6 +124,16 @@ def order_body(
     }
 
 
+def minor_units(amount: str | Decimal) -> int:
+    """An amount as the payment gateways book it: "33.79" -> 3379."""
+    return int((Decimal(str(amount)) * 100).to_integral_value())
+
+
+def calls(status: dict[str, Any], *kinds: str) -> int:
+    """How many calls a gateway's breaker counted of the given kinds (succeeded, failed, rejected)."""
+    return sum(status["calls"].get(kind, 0) for kind in kinds)
+
+
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     """An RFC 9457 problem with the given status; returns its body."""
     assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
@@ -121,6 +144,53 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
         assert body.get(member), f"problem without {member!r}: {body}"
     assert body["status"] == status, body
     return body
+
+
+# --- every order the suite places ---------------------------------------------------------
+
+
+class OrderRegistry:
+    """The orders placed through the gateway in this session (order id -> the test that placed
+    it), in the order they were placed. Api.place records each order it places, and a response
+    hook on the session's clients records any other accepted POST /api/v1/orders, so an order
+    placed with a raw client call is not missed."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, str] = {}
+
+    def record(self, order_id: str, test: str | None = None) -> None:
+        self.orders.setdefault(order_id, test or _current_test())
+
+    def __iter__(self):
+        return iter(list(self.orders))
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+
+def _current_test() -> str:
+    # pytest keeps "<nodeid> (<phase>)" in PYTEST_CURRENT_TEST while a test runs.
+    return os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+
+
+_placed_orders = OrderRegistry()
+
+
+async def _record_placed_order(response: httpx.Response) -> None:
+    request = response.request
+    if request.method == "POST" and request.url.path == ORDERS_PATH and response.status_code == 202:
+        await response.aread()
+        try:
+            order_id = response.json().get("order_id")
+        except ValueError:
+            return  # Api.place reports a 202 without a usable body
+        if order_id:
+            _placed_orders.record(order_id)
+
+
+@pytest.fixture(scope="session")
+def placed_orders() -> OrderRegistry:
+    return _placed_orders
 
 
 # --- the API ------------------------------------------------------------------------------
@@ -147,9 +217,16 @@ class Api:
     unique = staticmethod(unique)
     OUT_OF_STOCK_SKU = OUT_OF_STOCK_SKU
     RESTORED_STOCK = RESTORED_STOCK
+    ORDER_DEADLINE = ORDER_DEADLINE
+    PAYMENT_DEADLINE = PAYMENT_DEADLINE
+    PAYMENT_GATEWAYS = PAYMENT_GATEWAYS
+    TERMINAL = frozenset(TERMINAL)
+    calls = staticmethod(calls)
+    minor_units = staticmethod(minor_units)
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, registry: OrderRegistry | None = None) -> None:
         self.http = client
+        self.registry = registry if registry is not None else _placed_orders
 
     async def products(self) -> dict[str, dict[str, Any]]:
         response = await self.http.get("/api/v1/products")
@@ -172,9 +249,11 @@ class Api:
         return candidates[0]
 
     async def place(self, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> Placed:
-        response = await self.http.post("/api/v1/orders", json=body, headers=headers or {})
+        response = await self.http.post(ORDERS_PATH, json=body, headers=headers or {})
         assert response.status_code == 202, f"POST /api/v1/orders: {response.status_code} {response.text}"
         accepted = response.json()
+        if accepted.get("order_id"):
+            self.registry.record(accepted["order_id"])
         for member in ("order_id", "status", "correlation_id"):
             assert accepted.get(member), f"202 without {member!r}: {accepted}"
         assert accepted["status"] in STATUSES, accepted
@@ -216,6 +295,30 @@ class Api:
 
         await eventually(probe, timeout=timeout, what=f"GET /api/v1/products to show {quantity} units of {sku}")
 
+    # --- the payment gateways (admin) ---
+
+    async def payment_gateways(self) -> dict[str, dict[str, Any]]:
+        """Each payment gateway's circuit breaker and call counts, by name."""
+        response = await self.http.get("/api/v1/admin/payment-gateways", headers={"X-API-Key": ADMIN_API_KEY})
+        assert response.status_code == 200, f"GET payment-gateways: {response.status_code} {response.text}"
+        return {gateway["name"]: gateway for gateway in response.json()}
+
+    async def set_payment_faults(self, name: str, faults: dict[str, Any]) -> httpx.Response:
+        return await self.http.put(
+            f"/api/v1/admin/payment-gateways/{name}/faults", json=faults, headers={"X-API-Key": ADMIN_API_KEY}
+        )
+
+    async def ledger(self, name: str) -> dict[str, Any]:
+        """The simulated gateway's own books: {gateway, charges: [...], refunds: [...]}."""
+        response = await self.http.get(f"/api/v1/admin/payment-gateways/{name}/charges", headers={"X-API-Key": ADMIN_API_KEY})
+        assert response.status_code == 200, f"GET {name}'s ledger: {response.status_code} {response.text}"
+        ledger = response.json()
+        assert ledger.get("gateway") == name, ledger
+        return ledger
+
+    async def ledgers(self) -> dict[str, dict[str, Any]]:
+        return {name: await self.ledger(name) for name in PAYMENT_GATEWAYS}
+
 
 @pytest.fixture(scope="session")
 async def http() -> AsyncIterator[httpx.AsyncClient]:
@@ -224,20 +327,83 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         headers={"X-API-Key": API_KEY},
         timeout=httpx.Timeout(15.0),
         limits=httpx.Limits(max_connections=50),
+        event_hooks={"response": [_record_placed_order]},
     ) as client:
         yield client
 
 
 @pytest.fixture
-def api(http: httpx.AsyncClient) -> Api:
-    return Api(http)
+def api(http: httpx.AsyncClient, placed_orders: OrderRegistry) -> Api:
+    return Api(http, placed_orders)
 
 
 @pytest.fixture
 async def anonymous() -> AsyncIterator[httpx.AsyncClient]:
     """A client that sends no API key."""
-    async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=httpx.Timeout(15.0)) as client:
+    async with httpx.AsyncClient(
+        base_url=GATEWAY_URL, timeout=httpx.Timeout(15.0), event_hooks={"response": [_record_placed_order]}
+    ) as client:
         yield client
+
+
+# --- faults in the payment gateways -------------------------------------------------------
+
+
+class PaymentFaults:
+    """Sets faults on the simulated payment gateways; the `payment_faults` fixture clears them."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    async def set(self, name: str, **faults: Any) -> dict[str, Any]:
+        response = await self.api.set_payment_faults(name, faults)
+        assert response.status_code == 200, f"PUT {name}'s faults {faults}: {response.status_code} {response.text}"
+        in_force = response.json()
+        assert {k: in_force.get(k) for k in faults} == faults, f"{name} did not take {faults}: {in_force}"
+        return in_force
+
+    async def clear(self, name: str) -> None:
+        response = await self.api.set_payment_faults(name, {})
+        assert response.status_code == 200, f"could not clear {name}'s faults: {response.status_code} {response.text}"
+        in_force = response.json()
+        assert not in_force.get("outage") and not any(
+            in_force.get(rate) for rate in ("error_rate", "timeout_rate", "drop_response_rate", "latency_ms")
+        ), f"{name}'s faults are not cleared: {in_force}"
+
+    async def clear_all(self) -> None:
+        """Clears every gateway's faults, each one even if another could not be cleared."""
+        failures = []
+        for name in PAYMENT_GATEWAYS:
+            try:
+                await self.clear(name)
+            except (AssertionError, httpx.HTTPError) as exc:
+                failures.append(f"{name}: {exc!r}")
+        assert not failures, f"could not clear the payment gateways' faults: {failures}"
+
+    async def no_circuit_open(self, timeout: float = 20.0) -> None:
+        """Waits until no gateway's circuit is open (an open one lets a trial call through at most
+        a few seconds after its last failure), so the tests after this one find the primary in use again."""
+
+        async def probe() -> bool:
+            return all(status["state"] != "open" for status in (await self.api.payment_gateways()).values())
+
+        await eventually(probe, timeout=timeout, interval=0.5, what="no payment gateway circuit to be open")
+
+
+@pytest.fixture
+async def payment_faults(api: Api) -> AsyncIterator[PaymentFaults]:
+    """For a test that injects faults into the payment gateways. They are global to the stack, so
+    both gateways' faults are cleared before the test and, whatever happens, after it; before and
+    after it, it also waits until no circuit breaker is open (at most ~15 s after a test that
+    opened one), so the primary is in use again for the tests that follow."""
+    faults = PaymentFaults(api)
+    await faults.clear_all()
+    await faults.no_circuit_open()
+    try:
+        yield faults
+    finally:
+        await faults.clear_all()
+    await faults.no_circuit_open()
 
 
 # --- the events ---------------------------------------------------------------------------

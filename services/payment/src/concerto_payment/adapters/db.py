@@ -35,6 +35,8 @@ payments = Table(
     Column("failure_reason", String(100), nullable=True),
     Column("gateway_reference", String(80), nullable=True),  # the provider's id for the charge
     Column("refund_id", String(80), nullable=True),
+    # Set when the order is cancelled while the payment is still being attempted: stop charging.
+    Column("cancel_requested_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

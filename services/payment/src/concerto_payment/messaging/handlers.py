@@ -3,6 +3,8 @@ for; a cancelled order whose payment went through, or is still going through, is
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts import Envelope
@@ -54,6 +56,9 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
         payment = await db.payment_for_order(session, event.order_id)
         if payment is None or payment.status in ("FAILED", "REFUNDED"):
             return  # never confirmed, or nothing taken, or already given back
+        if payment.status == "PENDING":
+            # Still being attempted (say, every gateway is down): the next attempt stops instead.
+            await db.update_payment(session, payment.payment_id, cancel_requested_at=datetime.now(timezone.utc))
         await start_once(
             runtime.temporal,
             RefundWorkflow.run,

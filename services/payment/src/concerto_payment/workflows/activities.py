@@ -25,6 +25,9 @@ class PaymentActivities:
     async def charge_card(self, request: CollectPayment) -> ChargeResult:
         async with self._runtime.read_sessions() as session:
             method = await db.get_payment_method(session, request.payment_method_id)
+            payment = await db.get_payment(session, request.payment_id)
+        if payment is not None and payment.cancel_requested_at is not None:
+            return ChargeResult(approved=False, decline_reason="cancelled")  # the order is gone: charge nothing
         if method is None:
             # Cannot happen through the gateway; if it does, fail the payment (and so the
             # order) rather than leave it pending.

@@ -38,8 +38,8 @@ class PaymentWorkflow:
             charge = ChargeResult(approved=False, decline_reason="unavailable")
         result = PaymentResult(request=request, charge=charge)
         await workflow.execute_activity_method(PaymentActivities.record_payment, result, **ACTIVITY_OPTIONS)
-        if charge.decline_reason == "unavailable":
-            # An attempt whose answer was lost may still have charged the card: undo it.
+        if charge.decline_reason in ("unavailable", "cancelled"):
+            # An earlier attempt whose answer was lost may still have charged the card: undo it.
             await workflow.execute_activity_method(PaymentActivities.release_unclaimed_charge, request, **ACTIVITY_OPTIONS)
         return result
 
