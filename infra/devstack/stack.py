@@ -10,8 +10,9 @@ Options: --data-dir DIR (default: .data in the repo), --only kafka,temporal (def
 STACK_ONLY environment variable, else everything). STACK_READY_TIMEOUT (seconds, default 60)
 bounds the wait for each component.
 
-Components start one after the other, each gated on a health check, because each needs the
-ones before it. Everything lives in the data dir:
+Kafka starts first, then Temporal, then the services side by side, then the gateway: each
+stage waits until the one before it is healthy, because it needs it. Everything lives in the
+data dir:
 
     kafka/           broker storage, its cluster id, the generated server.properties
     temporal/        temporal.db (SQLite)
@@ -157,6 +158,7 @@ class Component:
     probe: Callable[[], str | None]
     prepare: Callable[[Path], None] = lambda data: None  # runs before the start
     stop_timeout: float = 10.0  # seconds between SIGTERM and SIGKILL
+    stage: int = 0  # components of one stage start together, after the stage before is ready
 
 
 def new_kafka_cluster_id() -> str:
@@ -218,7 +220,7 @@ COMPONENTS = [
     Component(
         "kafka", [KAFKA_PORT, KAFKA_CONTROLLER_PORT], f"{HOST}:{KAFKA_PORT} (bootstrap servers)",
         command=lambda data: java("kafka.Kafka", str(data / "kafka" / "server.properties")),
-        probe=kafka_probe, prepare=prepare_kafka, stop_timeout=30,
+        probe=kafka_probe, prepare=prepare_kafka, stop_timeout=30, stage=0,
     ),
     Component(
         "temporal", [TEMPORAL_PORT, TEMPORAL_UI_PORT], f"{HOST}:{TEMPORAL_PORT}, UI http://{HOST}:{TEMPORAL_UI_PORT}",
@@ -228,7 +230,7 @@ COMPONENTS = [
             "--db-filename", str(data / "temporal" / "temporal.db"),
             "--log-level", "warn",
         ],
-        probe=temporal_probe, prepare=prepare_temporal, stop_timeout=15,
+        probe=temporal_probe, prepare=prepare_temporal, stop_timeout=15, stage=1,
     ),
 ] + [
     Component(
@@ -237,6 +239,9 @@ COMPONENTS = [
             str(VENV_BIN / "python"), "-m", *(module or f"concerto_{name}").split(),
         ],
         probe=http_probe(port), prepare=prepare_service,
+        # The services need only Kafka and Temporal, so they start side by side; the gateway,
+        # which routes to them, after them.
+        stage=3 if name == "gateway" else 2,
     )
     for name, port, module in SERVICES
 ]
@@ -431,7 +436,7 @@ def wait_ready(component: Component, process: subprocess.Popen | None, pgid: int
 
 
 def start_all(data: Path, components: list[Component], started: list[tuple[Component, subprocess.Popen]]) -> None:
-    """Start what is not running yet, in order, each gated on its health check.
+    """Start what is not running yet, stage by stage, each stage gated on its health checks.
 
     Appends what it starts to `started`, so that the caller can stop exactly that on failure.
     """
@@ -445,28 +450,32 @@ def start_all(data: Path, components: list[Component], started: list[tuple[Compo
 
     for folder in ("logs", "run"):
         (data / folder).mkdir(parents=True, exist_ok=True)
-    for component in components:
-        process = None
-        pgid = running.get(component.name)
-        if pgid:
-            say(f"{component.name} is already running (pid {pgid})")
-        else:
-            component.prepare(data)
-            with log_file(data, component).open("wb") as log:
-                process = subprocess.Popen(
-                    component.command(data), cwd=REPO, env=environment(data, component),
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,  # own process group; survives the end of `up`
-                )
-            pgid = process.pid
-            started.append((component, process))
-            pid_file(data, component).write_text(str(pgid))
+    for stage in sorted({c.stage for c in components}):
+        waiting = []
+        for component in (c for c in components if c.stage == stage):
+            process = None
+            pgid = running.get(component.name)
+            if pgid:
+                say(f"{component.name} is already running (pid {pgid})")
+            else:
+                component.prepare(data)
+                with log_file(data, component).open("wb") as log:
+                    process = subprocess.Popen(
+                        component.command(data), cwd=REPO, env=environment(data, component),
+                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                        start_new_session=True,  # own process group; survives the end of `up`
+                    )
+                pgid = process.pid
+                started.append((component, process))
+                pid_file(data, component).write_text(str(pgid))
+            waiting.append((component, process, pgid))
         began = time.monotonic()
-        reason = wait_ready(component, process, pgid)
-        if reason:
-            log = log_file(data, component)
-            raise StackError(f"{component.name} is not ready: {reason}\nlast 20 lines of {log}:\n{tail(log)}")
-        say(f"{component.name:<12} ready in {time.monotonic() - began:4.1f}s  {component.url}")
+        for component, process, pgid in waiting:
+            reason = wait_ready(component, process, pgid)
+            if reason:
+                log = log_file(data, component)
+                raise StackError(f"{component.name} is not ready: {reason}\nlast 20 lines of {log}:\n{tail(log)}")
+            say(f"{component.name:<12} ready in {time.monotonic() - began:4.1f}s  {component.url}")
 
 
 def stop_started(data: Path, started: list[tuple[Component, subprocess.Popen]]) -> None:
