@@ -117,6 +117,10 @@ class ProductList(BaseModel):
     items: list[Product]
 
 
+class StockLevel(BaseModel):
+    quantity: int = Field(ge=0, le=1_000_000)
+
+
 class LoyaltyEntry(BaseModel):
     order_id: str
     points: int

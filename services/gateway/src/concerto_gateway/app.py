@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from concerto_contracts.http import (
     GatewayFaults,
@@ -22,6 +22,7 @@ from concerto_contracts.http import (
     PaymentMethodCreated,
     PlaceOrderRequest,
     ProductList,
+    StockLevel,
 )
 from concerto_gateway.auth import Role, new_rate_limiter, require
 from concerto_gateway.settings import GatewaySettings
@@ -36,10 +37,6 @@ class ProblemDetails(BaseModel):
     status: int
     detail: str
     instance: str | None = None
-
-
-class StockLevel(BaseModel):
-    quantity: int = Field(ge=0, le=1_000_000)
 
 
 def _problems(*statuses: int) -> dict:

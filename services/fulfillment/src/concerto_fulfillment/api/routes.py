@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
 from sqlalchemy import update
 
+from concerto_contracts.http import StockLevel
 from concerto_fulfillment.adapters import db
 from concerto_fulfillment.domain.model import WAREHOUSES
 from concerto_fulfillment.workflows.activities import publish_stock_levels
@@ -13,10 +13,6 @@ from concerto_observability import correlation_id, new_correlation_id
 from concerto_runtime import Problem, Runtime, runtime_of
 
 router = APIRouter()
-
-
-class StockLevel(BaseModel):
-    quantity: int = Field(ge=0, le=1_000_000)
 
 
 @router.get("/inventory")

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends
 
 from concerto_contracts.http import GatewayFaults, PaymentGatewayStatus
 from concerto_payment.integration.layer import PaymentGateways
-from concerto_payment.settings import PaymentSettings
 from concerto_runtime import Problem, Runtime, runtime_of
 
 router = APIRouter(prefix="/payment-gateways")
@@ -34,11 +33,11 @@ async def ledger(name: str, gateways: PaymentGateways = Depends(gateways_of)) ->
 
 
 async def _simulator(name: str, gateways: PaymentGateways, method: str, path: str, **kwargs) -> dict:
-    url = PaymentSettings().gateway_urls().get(name)
-    if url is None or name not in {gateway.name for gateway in gateways.gateways}:
+    gateway = next((g for g in gateways.gateways if g.name == name), None)
+    if gateway is None:
         raise Problem(404, "Unknown payment gateway", f"no payment gateway named {name!r}")
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=5) as client:
             response = await client.request(method, path, **kwargs)
             response.raise_for_status()
     except httpx.HTTPError as exc:

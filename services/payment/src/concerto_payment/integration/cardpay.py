@@ -19,6 +19,7 @@ from concerto_payment.integration.gateways import (
 class CardpayGateway:
     def __init__(self, base_url: str, timeout: float, name: str = "cardpay") -> None:
         self.name = name
+        self.base_url = base_url
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
 
     async def charge(self, charge: Charge) -> ChargeOutcome:

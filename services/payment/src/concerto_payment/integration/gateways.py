@@ -51,6 +51,7 @@ class Refund:
 
 class PaymentGateway(Protocol):
     name: str
+    base_url: str
 
     async def charge(self, charge: Charge) -> ChargeOutcome: ...
 
