@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, one_connection: bool = False) -> AsyncEngine:
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # one_connection: a pool of one, so writers queue for it in asyncio, never in SQLite's
+    # busy handler (see open_database).
+    pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 120} if one_connection else {}
+    engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection, _record) -> None:
@@ -35,6 +40,30 @@ def create_sessions(engine: AsyncEngine, *, read_only: bool = False) -> async_se
     """Sessions for work that writes, or (read_only=True) for queries that only read."""
     bind = engine.execution_options(read_only=True) if read_only else engine
     return async_sessionmaker(bind, expire_on_commit=False)
+
+
+@dataclass
+class Database:
+    """A service's database: `sessions` for transactions that write, `read_sessions` for
+    queries that only read (they never wait for a writer), `engine` for the rest."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
+    _writer: AsyncEngine
+
+    async def dispose(self) -> None:
+        await self._writer.dispose()
+        await self.engine.dispose()
+
+
+def open_database(url: str) -> Database:
+    engine = create_engine(url)
+    # SQLite takes one writer at a time. Giving a process's writers a single connection makes
+    # them take turns there, so none of them waits inside SQLite, where a wait can stall the
+    # event loop and, with it, the very transaction it is waiting for.
+    writer = create_engine(url, one_connection=True) if url.startswith("sqlite") else engine
+    return Database(engine, create_sessions(writer), create_sessions(engine, read_only=True), writer)
 
 
 async def create_tables(engine: AsyncEngine, *metadatas: MetaData) -> None:

@@ -26,7 +26,7 @@ from concerto_contracts import DomainEvent, Topics
 from concerto_messaging import EventConsumer, Handler, OutboxRelay, UnitOfWork, create_producer, ensure_topics
 from concerto_messaging import metadata as messaging_metadata
 from concerto_observability import configure_logging, configure_tracing
-from concerto_runtime.database import create_engine, create_sessions, create_tables
+from concerto_runtime.database import create_tables, open_database
 from concerto_runtime.problems import install_problem_handlers, problem_response
 from concerto_runtime.settings import Settings
 from concerto_runtime.temporal import connect_temporal, create_worker
@@ -76,10 +76,9 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url_for(definition.name))
-        await create_tables(engine, messaging_metadata, definition.tables)
-        sessions = create_sessions(engine)
-        read_sessions = create_sessions(engine, read_only=True)
+        database = open_database(settings.database_url_for(definition.name))
+        await create_tables(database.engine, messaging_metadata, definition.tables)
+        sessions, read_sessions = database.sessions, database.read_sessions
 
         producer = create_producer(settings.kafka_bootstrap_servers)
         await _start_with_retry(producer.start)
@@ -113,7 +112,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         for name, task in tasks.items():
             task.add_done_callback(lambda t, name=name: _report_exit(name, t))
         app.state.runtime = runtime
-        app.state.checks = _readiness_checks(engine, producer, temporal, tasks, consumer)
+        app.state.checks = _readiness_checks(database.engine, producer, temporal, tasks, consumer)
         if definition.on_start:
             await definition.on_start(runtime)
         log.info("%s ready on port %s", definition.name, settings.http_port or definition.http_port)
@@ -126,7 +125,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             await asyncio.gather(*(tasks[n] for n in ("consumer", "relay") if n in tasks), return_exceptions=True)
             await worker.shutdown()
             await producer.stop()
-            await engine.dispose()
+            await database.dispose()
 
     app = FastAPI(title=f"Concerto {definition.name} service (internal)", lifespan=lifespan)
     install_problem_handlers(app)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from concerto_psp_simulators import ledger
 from concerto_psp_simulators.faults import ErrorBody, install_faults
 from concerto_runtime import Settings
-from concerto_runtime.database import create_engine, create_sessions, create_tables
+from concerto_runtime.database import create_tables, open_database
 from concerto_runtime.service import health_router
 
 
@@ -30,20 +30,20 @@ def create_simulator(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(ledger.database_url(name, settings))
-        await create_tables(engine, ledger.tables)
-        app.state.sessions = create_sessions(engine)
-        app.state.read_sessions = create_sessions(engine, read_only=True)
+        database = open_database(ledger.database_url(name, settings))
+        await create_tables(database.engine, ledger.tables)
+        app.state.sessions = database.sessions
+        app.state.read_sessions = database.read_sessions
 
-        async def database() -> None:
-            async with engine.connect() as connection:
+        async def database_ready() -> None:
+            async with database.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
 
-        app.state.checks = {"database": database}  # read by /health/ready
+        app.state.checks = {"database": database_ready}  # read by /health/ready
         try:
             yield
         finally:
-            await engine.dispose()
+            await database.dispose()
 
     app = FastAPI(title=f"{name} (simulated PSP)", description=description, lifespan=lifespan)
     app.state.name = name
