@@ -139,8 +139,9 @@ async def test_both_gateways_down_past_the_deadline_the_order_is_cancelled_unpai
 
 
 async def test_an_order_cancelled_while_no_gateway_is_up_is_never_charged(api, payment_faults, events):
-    """Cancelled while its payment waits for a gateway: when one comes back, the payment stops
-    (PaymentFailed `cancelled`) instead of charging and refunding the customer."""
+    """Cancelled while its payment waits for a gateway: the payment stops (PaymentFailed
+    `cancelled`), and when a gateway comes back nothing is charged. (An attempt already under
+    way when the cancellation arrives may still charge; the refund then gives it back.)"""
     product = await api.product(prefer="CON-STAND")
     await payment_faults.set(PRIMARY, outage=True)
     await payment_faults.set(SECONDARY, outage=True)
@@ -153,8 +154,9 @@ async def test_an_order_cancelled_while_no_gateway_is_up_is_never_charged(api, p
     assert (await api.cancel(placed.order_id)).status_code == 202
     order = await api.terminal(placed.order_id)
     assert (order["status"], order["cancellation_reason"]) == ("CANCELLED", "customer_cancelled"), order
-    await payment_faults.clear_all()
 
+    # The payment hears of the cancellation through Kafka; its next attempt, due within a few
+    # seconds and long before its deadline, stops with PaymentFailed `cancelled`.
     key = placed.order_id.encode()
     failed = await events.collect(
         lambda record: record.key == key and record.type_name == "PaymentFailed",
@@ -163,6 +165,8 @@ async def test_an_order_cancelled_while_no_gateway_is_up_is_never_charged(api, p
         what="the payment to give up",
     )
     assert json.loads(failed[0].value)["reason"] == "cancelled", failed
+    # Gateways back: nothing is charged for the cancelled order.
+    await payment_faults.clear_all()
     for name, ledger in (await api.ledgers()).items():
         succeeded = [c for c in charges_with_key(ledger, payment_key(placed.order_id)) if c["status"] == "succeeded"]
         assert succeeded == [], f"{name} charged an order cancelled before payment: {succeeded}"
