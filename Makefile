@@ -22,6 +22,12 @@ PYTEST_ARGS ?= services libs tests
 # so the end-to-end suite can watch an order cancelled `payment_unavailable`; and its circuit
 # breakers try a gateway again after 5 s rather than 15.
 TEST_PAYMENT_DEADLINE ?= 20
+# The saga monitor's deadlines in the test stack (seconds per step, see the monitor's saga
+# definition): short, so the suite can watch a silent service's saga time out and compensate;
+# the payment and refund steps outlast the payment deadline above.
+TEST_SAGA_DEADLINES ?= SAGA_DEADLINE_PAYMENT=45 SAGA_DEADLINE_REFUND=45 SAGA_DEADLINE_RESERVATION=12 \
+	SAGA_DEADLINE_SHIPMENT=12 SAGA_DEADLINE_DISPATCH=12 SAGA_DEADLINE_COMPLETION=12 SAGA_DEADLINE_CANCELLATION=12 \
+	SAGA_DEADLINE_RELEASE=30 SAGA_DEADLINE_POINTS_REVERSAL=20
 
 # Use the Python already on the machine; never download one.
 export UV_PYTHON_DOWNLOADS := never
@@ -78,9 +84,9 @@ test: setup
 	$(STACK) down --data-dir $(TEST_DATA)
 	rm -rf $(TEST_DATA)
 	trap '$(STACK) down --data-dir $(TEST_DATA); infra/postgres/test-server.sh stop' EXIT; \
-	PAYMENT_DEADLINE_SECONDS=$(TEST_PAYMENT_DEADLINE) BREAKER_RECOVERY_SECONDS=5 $(STACK) up --data-dir $(TEST_DATA); \
+	PAYMENT_DEADLINE_SECONDS=$(TEST_PAYMENT_DEADLINE) BREAKER_RECOVERY_SECONDS=5 $(TEST_SAGA_DEADLINES) $(STACK) up --data-dir $(TEST_DATA); \
 	TEST_DATABASE_URL=$$(infra/postgres/test-server.sh start) || echo "PostgreSQL unavailable: its test variants will skip"; \
 	TEST_DATABASE_URL=$$TEST_DATABASE_URL \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 TEMPORAL_ADDRESS=127.0.0.1:7233 \
-	GATEWAY_URL=http://127.0.0.1:8080 TEST_PAYMENT_DEADLINE_SECONDS=$(TEST_PAYMENT_DEADLINE) \
+	GATEWAY_URL=http://127.0.0.1:8080 TEST_PAYMENT_DEADLINE_SECONDS=$(TEST_PAYMENT_DEADLINE) $(TEST_SAGA_DEADLINES) \
 	.venv/bin/pytest $(PYTEST_ARGS)

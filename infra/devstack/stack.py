@@ -60,6 +60,7 @@ SERVICES = [
     ("payment",     8102, None),
     ("fulfillment", 8103, None),
     ("loyalty",     8104, None),
+    ("monitor",     8105, None),  # the saga monitor: reads every context's events
     ("gateway",     8080, None),  # last: it routes to the others
 ]
 

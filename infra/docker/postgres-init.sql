@@ -6,3 +6,4 @@ CREATE DATABASE concerto_order;
 CREATE DATABASE concerto_payment;
 CREATE DATABASE concerto_fulfillment;
 CREATE DATABASE concerto_loyalty;
+CREATE DATABASE concerto_monitor;

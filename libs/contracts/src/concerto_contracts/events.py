@@ -56,6 +56,11 @@ class LoyaltyEvent(DomainEvent):
     topic: ClassVar[str] = Topics.LOYALTY
 
 
+class MonitorEvent(DomainEvent):
+    context: ClassVar[str] = "monitor"
+    topic: ClassVar[str] = Topics.MONITOR
+
+
 # --- order -----------------------------------------------------------------------------
 
 
@@ -149,6 +154,16 @@ class ShipmentDispatched(FulfillmentEvent):
     dispatched_at: datetime
 
 
+class FulfillmentCancelled(FulfillmentEvent):
+    """Fulfillment's compensation is done: the order will not ship, and what was reserved for
+    it (nothing, if it was cancelled before its stock was reserved) is back in stock."""
+
+    order_id: str
+    reason: str
+    warehouse: str | None = None
+    released_items: list[LineItem] = []
+
+
 class StockLevelChanged(FulfillmentEvent):
     sku: str
     available: int = Field(ge=0)
@@ -184,6 +199,31 @@ class TierChanged(LoyaltyEvent):
     new_tier: str
 
 
+# --- monitor ---------------------------------------------------------------------------
+
+
+class SagaTimedOut(MonitorEvent):
+    """An alert: an order's saga waited too long for an expected event."""
+
+    order_id: str
+    step: str  # the saga step that is overdue, e.g. "reservation"
+    missing_events: list[str]  # any one of these would have moved the saga on
+    waiting_since: datetime
+    deadline: datetime
+    compensation_requested: bool  # False past the pivot: an operator has to decide
+    suggested_actions: list[str]
+
+
+class CompensationRequested(MonitorEvent):
+    """The monitor asks the order context to roll the order back (it decides: before the pivot
+    it cancels, and every context then undoes its own part)."""
+
+    order_id: str
+    reason: str  # "saga_timeout"
+    step: str
+    missing_events: list[str]
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.event_type(): cls
     for cls in (
@@ -197,10 +237,13 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         InventoryUnavailable,
         ShipmentScheduled,
         ShipmentDispatched,
+        FulfillmentCancelled,
         StockLevelChanged,
         PointsAwarded,
         PointsReversed,
         TierChanged,
+        SagaTimedOut,
+        CompensationRequested,
     )
 }
 

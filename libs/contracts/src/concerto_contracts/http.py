@@ -180,3 +180,91 @@ class PaymentGatewayStatus(BaseModel):
     consecutive_failures: int
     retry_in_seconds: float
     calls: dict[str, int]
+
+
+# --- the saga monitor ------------------------------------------------------------------
+
+
+class SagaStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    COMPENSATING = "COMPENSATING"
+    COMPENSATED = "COMPENSATED"
+    STUCK = "STUCK"
+
+
+class TimelineEvent(BaseModel):
+    event_id: str
+    type: str = Field(description="the event's name, e.g. PaymentCompleted", examples=["PaymentCompleted"])
+    source: str = Field(description="the context that published it, e.g. /concerto/payment")
+    time: datetime = Field(description="when its producer published it")
+    received_at: datetime = Field(description="when the monitor saw it")
+    causation_id: str | None = Field(None, description="the event id of the event that caused it")
+    trace_id: str | None = Field(None, description="its OpenTelemetry trace id (W3C)")
+    late: bool = Field(False, description="arrived after the saga had ended or timed out at this step: recorded, changes nothing")
+
+
+class ExpectedEvent(BaseModel):
+    step: str = Field(examples=["reservation"])
+    events: list[str] = Field(description="any one of these moves the saga on", examples=[["InventoryReserved", "InventoryUnavailable"]])
+    deadline: datetime | None = Field(None, description="null for an optional step, which the saga does not wait for")
+    optional: bool = False
+    compensation: bool = Field(False, description="a step of the way back: a context undoing its part")
+
+
+class SagaSummary(BaseModel):
+    order_id: str
+    correlation_id: str
+    status: SagaStatus
+    current_step: str | None = Field(None, description="the last event that moved the saga on")
+    next_expected: ExpectedEvent | None = Field(None, description="the expected event with the earliest deadline")
+    stuck_step: str | None = Field(None, description="the step whose deadline passed, while the saga is STUCK")
+    started_at: datetime
+    updated_at: datetime
+
+
+class Timeline(SagaSummary):
+    """The saga monitor's view of one order: every event seen, in causal order."""
+
+    events: list[TimelineEvent]
+    expected: list[ExpectedEvent] = Field(description="every event the saga is still waiting for")
+    compensable: bool = Field(description="whether a timed-out step would still be compensated (before the pivot)")
+    temporal_workflows: list[str] = Field(description="ids of the Temporal workflows that handled this order")
+
+
+class SagaPage(BaseModel):
+    items: list[SagaSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class DeadLetter(BaseModel):
+    id: int
+    topic: str = Field(description="the topic the message was read from", examples=["payment.events.v1"])
+    consumer: str = Field(description="the consumer group that gave up on it", examples=["loyalty-service"])
+    reason: str = Field(description="undecodable, or handler_failed")
+    error: str
+    event_type: str | None = None
+    event_id: str | None = None
+    order_id: str | None = Field(None, description="the message's key")
+    dead_lettered_at: datetime
+    redriven_at: datetime | None = None
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetter]
+    total: int
+    limit: int
+    offset: int
+
+
+class ConsumerControls(BaseModel):
+    """A context's event consumer, switched for a demonstration or a test: paused, it reads
+    nothing (a silent service); `fail_event_types` makes its handler fail for those events (a
+    bug), so they end on the dead-letter topic. An empty body restores normal service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paused: bool = False
+    fail_event_types: list[str] = Field(default_factory=list, max_length=20, examples=[["PaymentCompleted"]])

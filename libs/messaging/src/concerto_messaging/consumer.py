@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from opentelemetry import context as otel_context
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception_type, retry_if_not_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from concerto_contracts import DomainEvent, Envelope, Topics, UndecodableEvent, decode
+from concerto_contracts.http import ConsumerControls
 from concerto_observability import bind
 from concerto_messaging.tables import inbox
 from concerto_messaging.tracing import context_from
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 # A handler gets the event and the open transaction; what it writes commits with the inbox row.
 Handler = Callable[[Envelope, AsyncSession], Awaitable[None]]
+
+
+class InjectedFault(RuntimeError):
+    """Raised for an event type the consumer controls say to fail (a bug, on purpose)."""
 
 
 class EventConsumer:
@@ -44,8 +49,8 @@ class EventConsumer:
         self._sessions = sessions
         self._producer = producer
         self._max_attempts = max_attempts
+        self.controls = ConsumerControls()
         self._consumer = AIOKafkaConsumer(
-            *topics,
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             enable_auto_commit=False,  # we commit after our own database commit
@@ -56,7 +61,22 @@ class EventConsumer:
     def assigned(self) -> bool:
         return bool(self._consumer.assignment())
 
+    def set_controls(self, controls: ConsumerControls) -> None:
+        """Pause or resume reading (Kafka stops fetching for a paused partition; the group
+        membership and heartbeats go on), and choose which event types fail on purpose."""
+        self.controls = controls
+        self._apply_pause()
+        log.warning("consumer controls set: %s", controls.model_dump())
+
+    def _apply_pause(self) -> None:
+        assigned = self._consumer.assignment()
+        if self.controls.paused:
+            self._consumer.pause(*assigned)
+        else:
+            self._consumer.resume(*assigned)
+
     async def run(self) -> None:
+        self._consumer.subscribe(self.topics, listener=_KeepControls(self))
         await self._consumer.start()
         try:
             async for record in self._consumer:
@@ -97,6 +117,8 @@ class EventConsumer:
             await self._dead_letter(record, reason="handler_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _handle_once(self, envelope: Envelope, handler: Handler) -> None:
+        if {envelope.type, type(envelope.event).__name__} & set(self.controls.fail_event_types):
+            raise InjectedFault(f"{type(envelope.event).__name__} is set to fail in the consumer controls")
         async with self._sessions() as session, session.begin():
             seen = await session.scalar(
                 select(inbox.c.event_id).where(
@@ -124,3 +146,16 @@ class EventConsumer:
             ("dlq_original_offset", str(record.offset).encode()),
         ]
         await self._producer.send_and_wait(self.dead_letter_topic, key=record.key, value=record.value, headers=headers)
+
+
+class _KeepControls(ConsumerRebalanceListener):
+    """Partitions assigned after a rebalance start paused too, while the consumer is paused."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._owner = consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self._owner._apply_pause()

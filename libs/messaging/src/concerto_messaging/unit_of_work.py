@@ -37,25 +37,9 @@ class UnitOfWork:
 
     def publish(self, event: DomainEvent, *, correlation_id: str, causation_id: str | None = None) -> str:
         """Queue an event to be written with this transaction; returns its event id."""
-        record = encode(
-            event,
-            source=self._source,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            traceparent=current_traceparent(),
-        )
-        headers = {name: value.decode() for name, value in record.headers}
-        self._pending.append(
-            {
-                "event_id": headers["ce_id"],
-                "event_type": headers["ce_type"],
-                "topic": record.topic,
-                "key": record.key,
-                "value": record.value,
-                "headers": headers,
-            }
-        )
-        return headers["ce_id"]
+        row = outbox_row(event, source=self._source, correlation_id=correlation_id, causation_id=causation_id)
+        self._pending.append(row)
+        return row["event_id"]
 
     async def commit(self) -> None:
         if self._pending:
@@ -64,3 +48,28 @@ class UnitOfWork:
         await self.session.commit()
         if self._published is not None:
             self._published.set()  # wake the relay instead of waiting for its next poll
+
+
+def outbox_row(event: DomainEvent, *, source: str, correlation_id: str, causation_id: str | None) -> dict:
+    """The event as the outbox keeps it: the Kafka record the relay will send."""
+    record = encode(
+        event, source=source, correlation_id=correlation_id, causation_id=causation_id, traceparent=current_traceparent()
+    )
+    headers = {name: value.decode() for name, value in record.headers}
+    return {
+        "event_id": headers["ce_id"],
+        "event_type": headers["ce_type"],
+        "topic": record.topic,
+        "key": record.key,
+        "value": record.value,
+        "headers": headers,
+    }
+
+
+async def add_to_outbox(
+    session: AsyncSession, event: DomainEvent, *, source: str, correlation_id: str, causation_id: str | None = None
+) -> str:
+    """Publish from a transaction someone else commits (an event handler's, with its inbox row)."""
+    row = outbox_row(event, source=source, correlation_id=correlation_id, causation_id=causation_id)
+    await session.execute(insert(outbox), [row])
+    return row["event_id"]

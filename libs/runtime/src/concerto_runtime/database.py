@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -71,3 +72,21 @@ async def create_tables(engine: AsyncEngine, *metadatas: MetaData) -> None:
     async with engine.begin() as connection:
         for metadata in metadatas:
             await connection.run_sync(metadata.create_all)
+
+
+class UtcDateTime(TypeDecorator):
+    """A timestamp that comes back as it went in: aware, in UTC, on SQLite as on PostgreSQL
+    (SQLite keeps no time zone, so a plain DateTime(timezone=True) comes back naive there)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps must carry a time zone")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)

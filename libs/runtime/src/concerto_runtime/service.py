@@ -23,11 +23,12 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from temporalio.client import Client
 
 from concerto_contracts import DomainEvent, Topics
-from concerto_messaging import EventConsumer, Handler, OutboxRelay, UnitOfWork, create_producer, ensure_topics
+from concerto_contracts.http import ConsumerControls
+from concerto_messaging import EventConsumer, Handler, OutboxRelay, UnitOfWork, add_to_outbox, create_producer, ensure_topics
 from concerto_messaging import metadata as messaging_metadata
 from concerto_observability import configure_logging, configure_tracing
 from concerto_runtime.database import create_tables, open_database
-from concerto_runtime.problems import install_problem_handlers, problem_response
+from concerto_runtime.problems import Problem, install_problem_handlers, problem_response
 from concerto_runtime.settings import Settings
 from concerto_runtime.temporal import connect_temporal, create_worker
 
@@ -47,8 +48,17 @@ class Runtime:
     # Long-lived objects a service shares between its activities and routes (a client, say).
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def source(self) -> str:
+        """The CloudEvents `source` of everything this service publishes."""
+        return f"/concerto/{self.name}"
+
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, source=f"/concerto/{self.name}", published=self.relay.wake)
+        return UnitOfWork(self.sessions, source=self.source, published=self.relay.wake)
+
+    async def publish_in(self, session, event: DomainEvent, *, correlation_id: str, causation_id: str | None = None) -> str:
+        """Publish from an event handler: the event commits with the handler's inbox row."""
+        return await add_to_outbox(session, event, source=self.source, correlation_id=correlation_id, causation_id=causation_id)
 
 
 @dataclass
@@ -63,6 +73,9 @@ class ServiceDefinition:
     publishes: Sequence[str] = ()
     router: APIRouter | None = None
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
+    # Long-running loops of the service's own, beside the worker, relay and consumer; each is
+    # watched by the readiness check like those.
+    background: Callable[[Runtime], dict[str, Awaitable[None]]] = lambda runtime: {}
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,9 +122,12 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         tasks = {"worker": asyncio.create_task(worker.run()), "relay": asyncio.create_task(relay.run())}
         if consumer:
             tasks["consumer"] = asyncio.create_task(consumer.run())
+        for name, loop in definition.background(runtime).items():
+            tasks[name] = asyncio.create_task(loop)
         for name, task in tasks.items():
             task.add_done_callback(lambda t, name=name: _report_exit(name, t))
         app.state.runtime = runtime
+        app.state.consumer = consumer
         app.state.checks = _readiness_checks(database.engine, producer, temporal, tasks, consumer)
         if definition.on_start:
             await definition.on_start(runtime)
@@ -119,10 +135,10 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         try:
             yield
         finally:
-            for name in ("consumer", "relay"):
-                if name in tasks:
-                    tasks[name].cancel()
-            await asyncio.gather(*(tasks[n] for n in ("consumer", "relay") if n in tasks), return_exceptions=True)
+            loops = [task for name, task in tasks.items() if name != "worker"]
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
             await worker.shutdown()
             await producer.stop()
             await database.dispose()
@@ -130,6 +146,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     app = FastAPI(title=f"Concerto {definition.name} service (internal)", lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(health_router())
+    app.include_router(consumer_router())
     if definition.router:
         app.include_router(definition.router)
     return app
@@ -155,6 +172,29 @@ def health_router() -> APIRouter:
             detail = "; ".join(f"{k}: {v}" for k, v in failures.items()) or "starting"
             return problem_response(503, "Not ready", detail, "/health/ready", checks=failures)
         return JSONResponse({"status": "ready", "checks": sorted(checks)})
+
+    return router
+
+
+def consumer_router() -> APIRouter:
+    """The consumer controls: pause it (a silent service) or make it fail some event types."""
+    router = APIRouter(prefix="/consumer", tags=["consumer"])
+
+    def consumer_of(request: Request) -> EventConsumer:
+        consumer = getattr(request.app.state, "consumer", None)
+        if consumer is None:
+            raise Problem(404, "No consumer", "this service consumes no events")
+        return consumer
+
+    @router.get("")
+    async def controls(request: Request) -> ConsumerControls:
+        return consumer_of(request).controls
+
+    @router.put("")
+    async def set_controls(request: Request, controls: ConsumerControls) -> ConsumerControls:
+        consumer = consumer_of(request)
+        consumer.set_controls(controls)
+        return consumer.controls
 
     return router
 

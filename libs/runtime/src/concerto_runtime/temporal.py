@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -64,6 +64,22 @@ async def start_once(client: Client, workflow_run: Callable, argument: object, *
         )
     except WorkflowAlreadyStartedError:
         log.info("%s already ran", id)
+
+
+async def signal_with_start(
+    client: Client, workflow_run: Callable, args: list, *, id: str, task_queue: str, signal: str, signal_args: list
+) -> WorkflowHandle:
+    """Signal a workflow, starting it first if no run under that id is open (an entity
+    workflow created by its first message)."""
+    return await client.start_workflow(
+        workflow_run,
+        args=args,
+        id=id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal=signal,
+        start_signal_args=signal_args,
+    )
 
 
 async def signal_if_running(client: Client, workflow_id: str, signal: Callable, *args: object) -> bool:

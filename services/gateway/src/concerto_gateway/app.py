@@ -8,11 +8,14 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from concerto_contracts.http import (
+    ConsumerControls,
+    DeadLetter,
+    DeadLetterPage,
     GatewayFaults,
     LoyaltyAccount,
     OrderAccepted,
@@ -22,7 +25,10 @@ from concerto_contracts.http import (
     PaymentMethodCreated,
     PlaceOrderRequest,
     ProductList,
+    SagaPage,
+    SagaStatus,
     StockLevel,
+    Timeline,
 )
 from concerto_gateway.auth import Role, new_rate_limiter, require
 from concerto_gateway.settings import GatewaySettings
@@ -88,6 +94,13 @@ async def cancel_order(order_id: str, request: Request) -> JSONResponse:
     return relay(await upstream(request, "order").call("POST", f"/orders/{order_id}/cancel"), request)
 
 
+@api.get("/orders/{order_id}/timeline", response_model=Timeline, responses=_problems(404), tags=["orders"], dependencies=[customer])
+async def order_timeline(order_id: str, request: Request) -> JSONResponse:
+    """Where the order is in its saga: every event the contexts published about it, in causal
+    order, what is expected next and by when, and the saga's status (from the saga monitor)."""
+    return relay(await upstream(request, "monitor").call("GET", f"/sagas/{order_id}/timeline"), request)
+
+
 @api.get("/products", response_model=ProductList, tags=["catalog"], dependencies=[customer])
 async def list_products(request: Request) -> JSONResponse:
     return relay(await upstream(request, "order").call("GET", "/products"), request)
@@ -124,6 +137,55 @@ async def payment_gateway_ledger(name: str, request: Request) -> JSONResponse:
     return relay(await upstream(request, "payment").call("GET", f"/payment-gateways/{name}/charges"), request)
 
 
+@api.get("/admin/sagas", response_model=SagaPage, tags=["admin"], dependencies=[admin])
+async def sagas(
+    request: Request,
+    status: SagaStatus | None = Query(None, description="only sagas in this status, e.g. STUCK"),
+    limit: int = Query(20, ge=1, le=200),
+    offset: int = Query(0, ge=0),
+) -> JSONResponse:
+    """Order sagas, the most recently active first (admin)."""
+    params = {"limit": limit, "offset": offset, **({"status": status.value} if status else {})}
+    return relay(await upstream(request, "monitor").call("GET", "/sagas", params=params), request)
+
+
+@api.get("/admin/dead-letters", response_model=DeadLetterPage, tags=["admin"], dependencies=[admin])
+async def dead_letters(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> JSONResponse:
+    """Messages a consumer gave up on, the newest first (admin)."""
+    return relay(await upstream(request, "monitor").call("GET", "/dead-letters", params={"limit": limit, "offset": offset}), request)
+
+
+@api.post("/admin/dead-letters/{dead_letter_id}/redrive", response_model=DeadLetter, responses=_problems(404, 409), tags=["admin"], dependencies=[admin])
+async def redrive_dead_letter(request: Request, dead_letter_id: int = Path(ge=1, le=2**53)) -> JSONResponse:
+    """Put a dead letter back on its topic, once its cause is fixed (admin). Consumers that had
+    already applied the event ignore it again; the one that had given up applies it once."""
+    return relay(await upstream(request, "monitor").call("POST", f"/dead-letters/{dead_letter_id}/redrive"), request)
+
+
+CONTEXTS = ("order", "payment", "fulfillment", "loyalty", "monitor")
+
+
+@api.get("/admin/consumers/{context}", response_model=ConsumerControls, responses=_problems(404), tags=["admin"], dependencies=[admin])
+async def consumer_controls(context: str, request: Request) -> JSONResponse:
+    """A context's event consumer: paused or not, and which event types it is made to fail (admin)."""
+    return relay(await upstream(request, _context(context)).call("GET", "/consumer"), request)
+
+
+@api.put("/admin/consumers/{context}", response_model=ConsumerControls, responses=_problems(404, 422), tags=["admin"], dependencies=[admin])
+async def set_consumer_controls(context: str, request: Request, controls: ConsumerControls | None = Body(None)) -> JSONResponse:
+    """Silence a context (`{"paused": true}`: it stops reading events, and the saga monitor's
+    deadlines fire), or make its handler fail for some event types (`{"fail_event_types":
+    ["PaymentCompleted"]}`: they go to the dead letters). An empty body restores it (admin)."""
+    body = (controls or ConsumerControls()).model_dump()
+    return relay(await upstream(request, _context(context)).call("PUT", "/consumer", json=body), request)
+
+
+def _context(name: str) -> str:
+    if name not in CONTEXTS:
+        raise Problem(404, "Unknown context", f"no context named {name[:64]!r}; known: {', '.join(CONTEXTS)}")
+    return name
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
@@ -135,6 +197,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "payment": Upstream("payment", settings.payment_url, timeout),
             "fulfillment": Upstream("fulfillment", settings.fulfillment_url, timeout),
             "loyalty": Upstream("loyalty", settings.loyalty_url, timeout),
+            "monitor": Upstream("monitor", settings.monitor_url, timeout),
         }
         yield
         for client in app.state.upstreams.values():

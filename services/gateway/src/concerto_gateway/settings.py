@@ -16,4 +16,7 @@ class GatewaySettings(Settings):
     payment_url: str = Field("http://127.0.0.1:8102", alias="PAYMENT_SERVICE_URL")
     fulfillment_url: str = Field("http://127.0.0.1:8103", alias="FULFILLMENT_SERVICE_URL")
     loyalty_url: str = Field("http://127.0.0.1:8104", alias="LOYALTY_SERVICE_URL")
+    monitor_url: str = Field("http://127.0.0.1:8105", alias="MONITOR_SERVICE_URL")
+    # Where the operator console links a workflow id to (the Temporal Web UI, as a browser reaches it).
+    temporal_ui_url: str = Field("http://127.0.0.1:8233", alias="TEMPORAL_UI_URL")
     upstream_timeout_seconds: float = Field(10.0, alias="UPSTREAM_TIMEOUT_SECONDS")

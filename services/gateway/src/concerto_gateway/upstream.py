@@ -21,12 +21,14 @@ class Upstream:
         self.name = name
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
 
-    async def call(self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def call(
+        self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None, params: dict | None = None
+    ) -> httpx.Response:
         headers = {k: v for k, v in (headers or {}).items() if v is not None}
         if correlation_id():
             headers["X-Correlation-ID"] = correlation_id()
         try:
-            response = await self._client.request(method, path, json=json, headers=headers)
+            response = await self._client.request(method, path, json=json, headers=headers, params=params)
         except httpx.TimeoutException:
             log.warning("%s service did not answer %s %s in time", self.name, method, path)
             raise Problem(503, "Service unavailable", f"the {self.name} service did not answer in time") from None

@@ -43,8 +43,11 @@ cancelled_orders = Table(
 
 
 async def is_cancelled(session: AsyncSession, order_id: str) -> bool:
-    found = await session.scalar(select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id))
-    return found is not None
+    return await cancellation_reason(session, order_id) is not None
+
+
+async def cancellation_reason(session: AsyncSession, order_id: str) -> str | None:
+    return await session.scalar(select(cancelled_orders.c.reason).where(cancelled_orders.c.order_id == order_id))
 
 
 async def stock_by_warehouse(session: AsyncSession) -> dict[str, dict[str, int]]:

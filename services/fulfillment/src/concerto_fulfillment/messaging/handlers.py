@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts import Envelope
-from concerto_contracts.events import OrderCancelled, PaymentCompleted
+from concerto_contracts.events import FulfillmentCancelled, OrderCancelled, PaymentCompleted
 from concerto_fulfillment.adapters import db
 from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkflow
 from concerto_fulfillment.workflows.inputs import TASK_QUEUE, FulfillOrder
@@ -25,9 +25,17 @@ def workflow_id(order_id: str) -> str:
 def handlers(runtime: Runtime) -> dict[type, Handler]:
     async def fulfill(envelope: Envelope, session: AsyncSession) -> None:
         event: PaymentCompleted = envelope.event
-        if await db.is_cancelled(session, event.order_id):
+        reason = await db.cancellation_reason(session, event.order_id)
+        if reason is not None:
             log.info("payment for an order already cancelled: not fulfilled")
-            return  # payment refunds it
+            # Payment refunds it; say that fulfillment's part is settled too (nothing reserved).
+            await runtime.publish_in(
+                session,
+                FulfillmentCancelled(order_id=event.order_id, reason=reason),
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+            )
+            return
         await start_once(
             runtime.temporal,
             FulfillmentWorkflow.run,

@@ -8,6 +8,7 @@ from collections import Counter
 from temporalio import activity
 
 from concerto_contracts.events import (
+    FulfillmentCancelled,
     InventoryReserved,
     InventoryUnavailable,
     ShipmentDispatched,
@@ -102,12 +103,16 @@ class FulfillmentActivities:
             await uow.commit()
 
     @activity.defn
-    async def dispatch_shipment(self, request: FulfillOrder) -> None:
+    async def dispatch_shipment(self, request: FulfillOrder) -> bool:
+        """Hands the parcel to the carrier: the pivot. False if the order was cancelled in the
+        meantime (the cancellation may reach this context after the workflow's last look)."""
         order = request.order
         async with self._runtime.unit_of_work() as uow:
             shipment = await db.get_shipment(uow.session, order.order_id)
-            if shipment.status != "SCHEDULED":
-                return
+            if shipment.status == "DISPATCHED":
+                return True
+            if shipment.status != "SCHEDULED" or await db.is_cancelled(uow.session, order.order_id):
+                return False
             dispatched_at = db.now()
             await db.update_shipment(uow.session, order.order_id, status="DISPATCHED", dispatched_at=dispatched_at)
             uow.publish(
@@ -122,6 +127,7 @@ class FulfillmentActivities:
                 causation_id=request.causation_id,
             )
             await uow.commit()
+            return True
 
     @activity.defn
     async def release_stock(self, request: FulfillOrder) -> None:
@@ -137,6 +143,16 @@ class FulfillmentActivities:
                 skus.append(item["sku"])
             await db.update_shipment(uow.session, order.order_id, status="CANCELLED")
             await publish_stock_levels(uow, skus, request.correlation_id)
+            uow.publish(
+                FulfillmentCancelled(
+                    order_id=order.order_id,
+                    reason=await db.cancellation_reason(uow.session, order.order_id) or "cancelled",
+                    warehouse=shipment.warehouse,
+                    released_items=[item for item in order.items if item.sku in skus],
+                ),
+                correlation_id=request.correlation_id,
+                causation_id=request.causation_id,
+            )
             await uow.commit()
 
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from concerto_runtime.workflows import activity_options
     from concerto_fulfillment.workflows.activities import FulfillmentActivities
     from concerto_fulfillment.workflows.inputs import FulfillOrder
 
-ACTIVITY_OPTIONS = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
-}
+ACTIVITY_OPTIONS = activity_options()
 
 
 @workflow.defn
@@ -44,7 +41,12 @@ class FulfillmentWorkflow:
             except TimeoutError:
                 pass
         if self._order_cancelled:
-            await workflow.execute_activity_method(FulfillmentActivities.release_stock, request, **ACTIVITY_OPTIONS)
-            return "cancelled"
-        await workflow.execute_activity_method(FulfillmentActivities.dispatch_shipment, request, **ACTIVITY_OPTIONS)
+            return await self._release(request)
+        dispatched = await workflow.execute_activity_method(FulfillmentActivities.dispatch_shipment, request, **ACTIVITY_OPTIONS)
+        if workflow.patched("dispatch-checks-cancellation") and not dispatched:
+            return await self._release(request)  # cancelled at the last moment: the parcel stays
         return "dispatched"
+
+    async def _release(self, request: FulfillOrder) -> str:
+        await workflow.execute_activity_method(FulfillmentActivities.release_stock, request, **ACTIVITY_OPTIONS)
+        return "cancelled"

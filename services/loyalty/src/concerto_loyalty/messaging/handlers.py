@@ -5,26 +5,25 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
 
 from concerto_contracts import Envelope
 from concerto_contracts.events import PaymentCompleted, PaymentRefunded
 from concerto_loyalty.workflows.inputs import TASK_QUEUE, AccountChange
 from concerto_loyalty.workflows.loyalty_workflow import LoyaltyAccountWorkflow
 from concerto_messaging import Handler
-from concerto_runtime import Runtime
+from concerto_runtime import Runtime, signal_with_start
 
 
 async def send_to_account(client: Client, change: AccountChange, task_queue: str = TASK_QUEUE) -> WorkflowHandle:
-    """Signal-with-start: the account's workflow is created by its first change."""
-    return await client.start_workflow(
+    """The account's workflow is created by its first change."""
+    return await signal_with_start(
+        client,
         LoyaltyAccountWorkflow.run,
-        args=[change.customer_id, None],
+        [change.customer_id, None],
         id=f"loyalty-{change.customer_id}",
         task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal="change",
-        start_signal_args=[change],
+        signal="change",
+        signal_args=[change],
     )
 
 

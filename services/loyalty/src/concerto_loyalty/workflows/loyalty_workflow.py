@@ -4,19 +4,15 @@ the same moment never race on the balance."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from concerto_runtime.workflows import activity_options
     from concerto_loyalty.workflows.activities import LoyaltyActivities
     from concerto_loyalty.workflows.inputs import AccountChange
 
-ACTIVITY_OPTIONS = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
-}
+ACTIVITY_OPTIONS = activity_options()
 # Keep each run's history short: start afresh after this many changes.
 CHANGES_PER_RUN = 200
 

@@ -1,7 +1,8 @@
 """How the order context reacts to other contexts' events.
 
 Milestones of an order (payment, stock, shipment) are handed to that order's workflow as
-signals; stock levels and customer tiers update local projections."""
+signals, and so is the saga monitor's request to roll an order back; stock levels and
+customer tiers update local projections."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts import Envelope
 from concerto_contracts.events import (
+    CompensationRequested,
     InventoryReserved,
     InventoryUnavailable,
     PaymentCompleted,
@@ -44,6 +46,15 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
             # The order already ended (for instance cancelled at a deadline): nothing to advance.
             log.warning("%s for an order that is no longer running", type(event).__name__)
 
+    async def compensate(envelope: Envelope, _: AsyncSession) -> None:
+        # The order context decides: its workflow cancels only while it can still turn back.
+        event: CompensationRequested = envelope.event
+        running = await signal_if_running(
+            runtime.temporal, workflow_id(event.order_id), OrderWorkflow.compensation_requested, event.reason
+        )
+        if not running:
+            log.info("compensation requested for an order that has already ended: nothing to do")
+
     async def record_stock_level(envelope: Envelope, session: AsyncSession) -> None:
         event: StockLevelChanged = envelope.event
         await _upsert(session, db.stock_levels, "sku", event.sku, available=event.available)
@@ -59,6 +70,7 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
         InventoryUnavailable: signal_order_workflow,
         ShipmentScheduled: signal_order_workflow,
         ShipmentDispatched: signal_order_workflow,
+        CompensationRequested: compensate,
         StockLevelChanged: record_stock_level,
         TierChanged: record_tier,
     }

@@ -3,6 +3,10 @@
 It prices and confirms the order, announces OrderConfirmed, then waits (with deadlines) for
 the milestones the other contexts announce on Kafka, which arrive here as signals:
 payment, stock reservation, shipment. It ends COMPLETED or CANCELLED, never in between.
+
+Two things can turn it back before the pivot: the customer (an update, answered at once) and
+the saga monitor, when a context stays silent past its deadline (a signal: CompensationRequested).
+Once the shipment is scheduled neither can (ADR 5).
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from concerto_runtime.workflows import activity_options
     from concerto_contracts.events import PaymentCompleted, PaymentFailed, ShipmentDispatched, ShipmentScheduled
     from concerto_contracts.http import OrderStatus, PaymentView, ShipmentView
     from concerto_order.workflows.activities import OrderActivities
@@ -26,10 +30,7 @@ with workflow.unsafe.imports_passed_through():
         RecordProgress,
     )
 
-ACTIVITY_OPTIONS = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
-}
+ACTIVITY_OPTIONS = activity_options()
 
 
 @workflow.defn
@@ -37,12 +38,18 @@ class OrderWorkflow:
     def __init__(self) -> None:
         self._events: dict[str, EventReceived] = {}
         self._cancel_requested = False
+        self._compensation_reason: str | None = None
         self._status = OrderStatus.PENDING
 
     @workflow.signal
     def event_received(self, event: EventReceived) -> None:
         # The first delivery counts; a redelivered event changes nothing.
         self._events.setdefault(event.name, event)
+
+    @workflow.signal
+    def compensation_requested(self, reason: str) -> None:
+        # From the saga monitor. Heeded only while the order can still turn back (see _wait_for).
+        self._compensation_reason = self._compensation_reason or reason
 
     @workflow.update
     def request_cancellation(self) -> OrderStatus:
@@ -79,7 +86,7 @@ class OrderWorkflow:
         # Payment: PaymentCompleted or PaymentFailed, within the payment deadline.
         payment = await self._wait_for("PaymentCompleted", "PaymentFailed", seconds=order.payment_deadline_seconds)
         if payment is None:
-            return await self._cancel(order, "customer_cancelled" if self._cancel_requested else "payment_timeout")
+            return await self._cancel(order, self._stop_reason("payment_timeout"))
         if payment.name == "PaymentFailed":
             reason = PaymentFailed.model_validate(payment.data).reason
             return await self._cancel(order, f"payment_{reason}", payment)
@@ -93,21 +100,25 @@ class OrderWorkflow:
             "InventoryReserved", "InventoryUnavailable", seconds=order.fulfillment_deadline_seconds
         )
         if reserved is None:
-            return await self._cancel(order, "customer_cancelled" if self._cancel_requested else "fulfillment_timeout")
+            return await self._cancel(order, self._stop_reason("fulfillment_timeout"))
         if reserved.name == "InventoryUnavailable":
             return await self._cancel(order, "out_of_stock", reserved)
         await self._progress(order, OrderStatus.FULFILLING)
 
         scheduled = await self._wait_for("ShipmentScheduled", seconds=order.fulfillment_deadline_seconds)
         if scheduled is None:
-            return await self._cancel(order, "customer_cancelled" if self._cancel_requested else "fulfillment_timeout")
+            return await self._cancel(order, self._stop_reason("fulfillment_timeout"))
         shipment = ShipmentScheduled.model_validate(scheduled.data)
         await self._progress(order, OrderStatus.FULFILLING, shipment=_shipment_view(shipment))
 
         # Past the pivot: cancellation requests are refused (see the validator above).
         dispatched = await self._wait_for("ShipmentDispatched", seconds=order.fulfillment_deadline_seconds, cancellable=False)
         if dispatched is None:
-            return await self._cancel(order, "fulfillment_timeout")
+            if not workflow.patched("no-cancellation-past-the-pivot"):
+                return await self._cancel(order, "fulfillment_timeout")
+            # The parcel may still leave: cancelling (and refunding) now could give away both
+            # goods and money. Keep waiting; the saga monitor shows the order STUCK to an operator.
+            dispatched = await self._wait_for("ShipmentDispatched", seconds=None, cancellable=False)
         sent = ShipmentDispatched.model_validate(dispatched.data)
         await self._progress(order, OrderStatus.SHIPPED, shipment=_shipment_view(shipment, sent))
 
@@ -119,19 +130,28 @@ class OrderWorkflow:
         self._status = OrderStatus.COMPLETED
         return OrderOutcome(status=OrderStatus.COMPLETED)
 
-    async def _wait_for(self, *names: str, seconds: int, cancellable: bool = True) -> EventReceived | None:
-        """The first of the named events, or None on deadline or (if allowed) cancellation."""
+    async def _wait_for(self, *names: str, seconds: int | None, cancellable: bool = True) -> EventReceived | None:
+        """The first of the named events, or None on deadline or (if allowed) cancellation or
+        compensation. No deadline when `seconds` is None."""
+
+        def turned_back() -> bool:
+            return cancellable and (self._cancel_requested or self._compensation_reason is not None)
 
         def arrived() -> bool:
-            return any(name in self._events for name in names) or (cancellable and self._cancel_requested)
+            return any(name in self._events for name in names) or turned_back()
 
         try:
-            await workflow.wait_condition(arrived, timeout=timedelta(seconds=seconds))
+            await workflow.wait_condition(arrived, timeout=timedelta(seconds=seconds) if seconds else None)
         except asyncio.TimeoutError:
             return None
-        if cancellable and self._cancel_requested:
+        if turned_back():
             return None  # an accepted cancellation wins over a milestone that arrived with it
         return next((self._events[name] for name in names if name in self._events), None)
+
+    def _stop_reason(self, on_deadline: str) -> str:
+        if self._cancel_requested:
+            return "customer_cancelled"
+        return self._compensation_reason or on_deadline
 
     async def _progress(self, order: PlaceOrder, status: OrderStatus, **details) -> None:
         await workflow.execute_activity_method(

@@ -10,13 +10,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from concerto_runtime.workflows import activity_options
     from concerto_payment.workflows.activities import PaymentActivities
     from concerto_payment.workflows.inputs import ChargeResult, CollectPayment, PaymentResult, RefundPayment
 
-ACTIVITY_OPTIONS = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
-}
+ACTIVITY_OPTIONS = activity_options()
 # While no gateway can take the payment, try again every few seconds, up to the deadline.
 CHARGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=1.5, maximum_interval=timedelta(seconds=5))
 

@@ -1,0 +1,153 @@
+"""One order's saga as the monitor sees it: which events have arrived (and when), what is
+still expected and by when, and the saga's status. Pure rules, no I/O.
+
+Events of one order travel on several topics, so they can arrive in any order: everything here
+depends on the set of events seen, never on the order of arrival.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from concerto_contracts.http import SagaStatus
+from concerto_monitor.domain.definition import SagaDefinition, Step
+
+TERMINAL = frozenset({SagaStatus.COMPLETED, SagaStatus.COMPENSATED})
+
+
+@dataclass(frozen=True)
+class Expected:
+    step: Step
+    deadline: datetime | None  # None for an optional step
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the SagaWatch timer waits for: the earliest deadline of a required step."""
+
+    step: str
+    deadline: datetime
+
+
+class Saga:
+    def __init__(
+        self,
+        definition: SagaDefinition,
+        seen: dict[str, datetime],
+        status: SagaStatus | None = None,
+        timed_out: set[str] | frozenset[str] = frozenset(),
+    ):
+        self.definition = definition
+        self.seen = dict(seen)  # event name -> when the monitor first saw one
+        self.timed_out = set(timed_out)  # steps whose deadline has fired (each fires once)
+        self._status = status
+
+    # --- what the saga is waiting for -----------------------------------------------------
+
+    def expected(self) -> list[Expected]:
+        """Every step still expected, the earliest deadline first (optional steps last). A step
+        listed on several rows is expected once, from its earliest row."""
+        rolling_back = self.definition.cancelled_by in self.seen
+        found: dict[str, Expected] = {}
+        for step in self.definition.steps:
+            if any(event in self.seen for event in step.expects):
+                continue
+            if not all(event in self.seen for event in step.follows):
+                continue
+            if rolling_back and not step.compensation:
+                continue  # the way forward is closed once the order is cancelled
+            since = max(self.seen[event] for event in step.follows)
+            deadline = None if step.optional else since + timedelta(seconds=step.deadline_seconds)
+            candidate = Expected(step, deadline)
+            current = found.get(step.name)
+            if current is None or (deadline and current.deadline and deadline < current.deadline):
+                found[step.name] = candidate
+        return sorted(found.values(), key=lambda e: (e.deadline is None, e.deadline or datetime.max))
+
+    def required(self) -> list[Expected]:
+        return [e for e in self.expected() if not e.step.optional]
+
+    def watch(self) -> Watch | None:
+        """The deadline to set a timer for; None when the saga waits for nothing (or has ended)."""
+        if self.status in TERMINAL:
+            return None
+        pending = [e for e in self.required() if e.step.name not in self.timed_out]
+        return Watch(pending[0].step.name, pending[0].deadline) if pending else None
+
+    def overdue(self, now: datetime) -> Expected | None:
+        """The required step whose deadline has passed, if any."""
+        for expected in self.required():
+            if expected.deadline <= now and expected.step.name not in self.timed_out:
+                return expected
+        return None
+
+    # --- where the saga stands ----------------------------------------------------------
+
+    @property
+    def status(self) -> SagaStatus:
+        if self._status in TERMINAL:
+            return self._status  # an ended saga stays ended: a late event changes nothing
+        if self.definition.completed_by in self.seen:
+            return SagaStatus.COMPLETED
+        pending = {e.step.name for e in self.required()}
+        if self.timed_out & pending:
+            return SagaStatus.STUCK
+        if self.definition.cancelled_by in self.seen:
+            return SagaStatus.COMPENSATING if pending else SagaStatus.COMPENSATED
+        return SagaStatus.RUNNING
+
+    @property
+    def stuck_step(self) -> str | None:
+        """The overdue step the saga is stuck on, if it is."""
+        pending = [e.step.name for e in self.required()]
+        return next((name for name in pending if name in self.timed_out), None)
+
+    @property
+    def past_pivot(self) -> bool:
+        """Whether a step that cannot be compensated has been reached."""
+        return any(not step.compensable and all(e in self.seen for e in step.follows) for step in self.definition.steps)
+
+    def compensable(self) -> bool:
+        """Whether rolling the saga back may still be asked for."""
+        return not self.past_pivot and self.definition.cancelled_by not in self.seen and "CompensationRequested" not in self.seen
+
+    def is_late(self, event: str) -> bool:
+        """An event that arrives after the saga ended, or a step forward after it turned back."""
+        return self.status in TERMINAL or (self.definition.cancelled_by in self.seen and event in self.definition.forward_events)
+
+    # --- changes ------------------------------------------------------------------------
+
+    def record(self, event: str, at: datetime) -> bool:
+        """Note an event; returns whether it arrived late. The first arrival of a name counts."""
+        late = self.is_late(event)
+        self.seen.setdefault(event, at)
+        self._settle()
+        return late
+
+    def mark_timed_out(self, step: str) -> None:
+        self.timed_out.add(step)
+        self._settle()
+
+    def _settle(self) -> None:
+        if self._status not in TERMINAL:
+            self._status = None
+            self._status = self.status
+
+    def suggested_actions(self, expected: Expected, compensating: bool) -> list[str]:
+        step = expected.step
+        actions = [
+            f"Check the {step.owner} service: is it running (`make status`), is its consumer paused "
+            f"(GET /api/v1/admin/consumers/{step.owner}), are there dead letters for this order "
+            "(GET /api/v1/admin/dead-letters)?",
+        ]
+        if compensating:
+            actions.append("Compensation was requested: the order context cancels the order and each context undoes its part.")
+        elif step.compensation:
+            actions.append(f"The saga is already rolling back: the {step.owner} context still owes {' or '.join(step.expects)}.")
+        else:
+            actions.append(
+                "Past the pivot nothing is compensated: find out from the carrier whether the parcel left, then complete "
+                "or refund the order by hand."
+            )
+        return actions

@@ -1,0 +1,35 @@
+"""The monitor service: the saga projection, SagaWatch timers, dead letters, and their routes."""
+
+from __future__ import annotations
+
+from concerto_contracts import Topics
+from concerto_monitor.adapters import db
+from concerto_monitor.adapters.dead_letters import read_dead_letters
+from concerto_monitor.api.routes import router
+from concerto_monitor.messaging.handlers import handlers
+from concerto_monitor.settings import saga_definition
+from concerto_monitor.workflows.activities import WatchActivities
+from concerto_monitor.workflows.inputs import TASK_QUEUE
+from concerto_monitor.workflows.saga_watch import SagaWatch
+from concerto_runtime import Runtime, ServiceDefinition
+
+SAGA = saga_definition()  # deadlines from the environment (SAGA_DEADLINE_<STEP>)
+
+
+async def keep_definition(runtime: Runtime) -> None:
+    runtime.extras["saga"] = SAGA
+
+
+definition = ServiceDefinition(
+    name="monitor",
+    http_port=8105,
+    task_queue=TASK_QUEUE,
+    tables=db.tables,
+    workflows=[SagaWatch],
+    activities=lambda runtime: [WatchActivities(runtime, SAGA).declare_overdue],
+    handlers=lambda runtime: handlers(runtime, SAGA),
+    publishes=[Topics.MONITOR],
+    router=router,
+    on_start=keep_definition,
+    background=lambda runtime: {"dead letters": read_dead_letters(runtime.settings.kafka_bootstrap_servers, runtime.sessions)},
+)
