@@ -4,6 +4,7 @@
 #   make up/down  the same stack in the background / stop it;  make status
 #   make infra-up Kafka and Temporal only (for integration tests while you work)
 #   make test     set-up, a fresh stack under .data/test, every test, stack down again
+#   make browser  Debian's chromium, for the console's browser test (make test does it)
 # Everything the stack writes goes to .data/, every tool to .tools/ (both gitignored).
 
 SHELL := bash
@@ -32,7 +33,7 @@ TEST_SAGA_DEADLINES ?= SAGA_DEADLINE_PAYMENT=45 SAGA_DEADLINE_REFUND=45 SAGA_DEA
 # Use the Python already on the machine; never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup sync run up down status infra-up infra-down test
+.PHONY: help setup sync run up down status infra-up infra-down test browser
 
 help:
 	@sed -n 's/^#   /  /p' $(MAKEFILE_LIST)
@@ -75,11 +76,26 @@ infra-down:
 status:
 	$(PYTHON) infra/devstack/stack.py status
 
+# The browser for the operator console's end-to-end test (tests/e2e/test_e2e_console.py):
+# Debian's Chromium, which Playwright drives; nothing ever downloads a browser of its own.
+# Installed only when missing and apt-get is there (as root); otherwise, or if the install
+# fails, `make test` goes on and that test skips, saying how to install it.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "browser: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: installing Debian's chromium with apt-get (for the console's browser test)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	    || echo "browser: could not install chromium (not root? offline?): the console's browser test will skip"; \
+	else \
+	  echo "browser: chromium is not installed and there is no apt-get: the console's browser test will skip"; \
+	fi
+
 # A fresh stack just for the tests (a stack from `make up` is stopped first: same ports), and
 # a throwaway PostgreSQL so the messaging tests also run on it (they skip, saying why, if it
 # cannot start). Whatever happens (failure, Ctrl-C), both are stopped after, and the recipe's
 # exit status is pytest's. PYTEST_ARGS narrows the run.
-test: setup
+test: setup browser
 	$(STACK) down
 	$(STACK) down --data-dir $(TEST_DATA)
 	rm -rf $(TEST_DATA)

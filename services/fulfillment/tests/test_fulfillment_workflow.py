@@ -12,10 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 from temporalio.service import RPCError, RPCStatusCode
 
 from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, ShippingAddress, Totals
@@ -25,6 +28,8 @@ from concerto_runtime.temporal import create_worker
 from concerto_runtime.testing import eventually, time_skipping_environment
 
 HOUR = 3600
+# Recorded before the "dispatch-checks-cancellation" patch: the happy path, dispatch answering None.
+HAPPY_PATH_V1_HISTORY = Path(__file__).parent / "histories" / "fulfillment_happy_path_v1.json"
 
 
 def fulfill_order(pickup_wait_seconds: int = 1) -> FulfillOrder:
@@ -52,8 +57,9 @@ class Recorder:
     """Stands in for FulfillmentActivities: same activity names, calls recorded with the
     workflow time at which each was scheduled."""
 
-    def __init__(self, reservation: Reservation) -> None:
+    def __init__(self, reservation: Reservation, dispatched: bool = True) -> None:
         self.reservation = reservation
+        self.dispatched = dispatched  # False: the activity found the order cancelled meanwhile
         self.calls: list[tuple[str, FulfillOrder]] = []
         self.scheduled_at: dict[str, object] = {}
 
@@ -72,8 +78,9 @@ class Recorder:
             record("schedule_shipment", request)
 
         @activity.defn(name="dispatch_shipment")
-        async def dispatch_shipment(request: FulfillOrder) -> None:
+        async def dispatch_shipment(request: FulfillOrder) -> bool:
             record("dispatch_shipment", request)
+            return self.dispatched
 
         @activity.defn(name="release_stock")
         async def release_stock(request: FulfillOrder) -> None:
@@ -88,10 +95,10 @@ class Recorder:
 
 @asynccontextmanager
 async def running(
-    client: Client, request: FulfillOrder, reservation: Reservation | None = None, **start_options
+    client: Client, request: FulfillOrder, reservation: Reservation | None = None, dispatched: bool = True, **start_options
 ) -> AsyncIterator[tuple[WorkflowHandle[FulfillmentWorkflow, str], Recorder]]:
     """A worker with test activities on a queue of its own, and the order's workflow started on it."""
-    recorder = Recorder(reservation or Reservation(reserved=True, warehouse="LON-1"))
+    recorder = Recorder(reservation or Reservation(reserved=True, warehouse="LON-1"), dispatched)
     task_queue = f"fulfillment-test-{uuid.uuid4().hex[:8]}"
     async with create_worker(client, task_queue, [FulfillmentWorkflow], recorder.activities()):
         handle = await client.start_workflow(
@@ -174,3 +181,23 @@ async def test_fulfillment_workflow_cancellation_after_dispatch_changes_nothing(
         assert refused.value.status == RPCStatusCode.NOT_FOUND
 
     assert recorder.names == ["reserve_stock", "schedule_shipment", "dispatch_shipment"]
+
+
+async def test_fulfillment_workflow_releases_when_dispatch_finds_the_order_cancelled(env):
+    """The cancellation reached this context after the workflow's last look: the dispatch
+    activity refuses, and the workflow releases the stock instead of shipping."""
+    async with running(env.client, fulfill_order(pickup_wait_seconds=1), dispatched=False) as (handle, recorder):
+        assert await handle.result() == "cancelled"
+
+    assert recorder.names == ["reserve_stock", "schedule_shipment", "dispatch_shipment", "release_stock"]
+
+
+async def test_fulfillment_workflow_replays_a_history_from_before_the_dispatch_patch(env):
+    """A fulfillment that dispatched under the old code (its activity answered nothing) replays
+    unchanged: workflow.patched keeps it on the old branch."""
+    history = WorkflowHistory.from_json("fulfillment-history-fixture", HAPPY_PATH_V1_HISTORY.read_text())
+    async with create_worker(env.client, f"replay-{uuid.uuid4().hex[:8]}", [FulfillmentWorkflow], []) as worker:
+        runner = worker.config()["workflow_runner"]
+    replayer = Replayer(workflows=[FulfillmentWorkflow], data_converter=pydantic_data_converter, workflow_runner=runner)
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None

@@ -64,6 +64,7 @@ def settings(upstream_url: str, **overrides) -> GatewaySettings:
         "payment_url": upstream_url,
         "fulfillment_url": upstream_url,
         "loyalty_url": upstream_url,
+        "monitor_url": upstream_url,
         "upstream_timeout_seconds": 2.0,
     }
     return GatewaySettings(**(values | overrides))
@@ -107,7 +108,7 @@ async def test_gateway_app_liveness_needs_no_key(client):
 
 async def test_gateway_app_not_ready_while_services_are_unreachable(client):
     body = assert_problem(await client.get("/health/ready"), 503, "Not ready")
-    assert body["detail"] == "not ready: order, payment, fulfillment, loyalty"
+    assert body["detail"] == "not ready: order, payment, fulfillment, loyalty, monitor"
 
 
 # --- keys and roles --------------------------------------------------------------------------
@@ -121,6 +122,10 @@ async def test_gateway_app_not_ready_while_services_are_unreachable(client):
         ("POST", "/api/v1/orders/ord-1/cancel"),
         ("GET", "/api/v1/customers/cust-42/loyalty"),
         ("PUT", "/api/v1/admin/inventory/CON-BATON"),
+        ("GET", "/api/v1/orders/ord-1/timeline"),
+        ("GET", "/api/v1/admin/sagas"),
+        ("POST", "/api/v1/admin/dead-letters/1/redrive"),
+        ("PUT", "/api/v1/admin/consumers/order"),
     ],
 )
 async def test_gateway_app_without_a_key_is_401(client, method, path):
@@ -304,6 +309,11 @@ async def test_gateway_app_openapi_lists_every_route(client):
         "/api/v1/admin/payment-gateways",
         "/api/v1/admin/payment-gateways/{name}/faults",
         "/api/v1/admin/payment-gateways/{name}/charges",
+        "/api/v1/orders/{order_id}/timeline",
+        "/api/v1/admin/sagas",
+        "/api/v1/admin/dead-letters",
+        "/api/v1/admin/dead-letters/{dead_letter_id}/redrive",
+        "/api/v1/admin/consumers/{context}",
         "/health/live",
         "/health/ready",
     }
@@ -329,6 +339,29 @@ async def test_gateway_app_wrong_method_is_a_405_problem(client):
     assert_problem(await client.delete("/api/v1/products", headers=CUSTOMER), 405, "Method Not Allowed")
 
 
+# --- the monitor's and the consumers' admin routes -------------------------------------------
+
+
+async def test_gateway_app_unknown_context_for_consumer_controls_is_404(client):
+    body = assert_problem(await client.put("/api/v1/admin/consumers/shipping", json={}, headers=ADMIN), 404, "Unknown context")
+    assert "order, payment, fulfillment, loyalty, monitor" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "json"),
+    [
+        ("GET", "/api/v1/admin/sagas?status=LOST", None),
+        ("GET", "/api/v1/admin/sagas?limit=0", None),
+        ("GET", "/api/v1/admin/dead-letters?offset=-1", None),
+        ("POST", "/api/v1/admin/dead-letters/abc/redrive", None),
+        ("PUT", "/api/v1/admin/consumers/order", {"paused": "sometimes"}),
+        ("PUT", "/api/v1/admin/consumers/order", {"pause": True}),
+    ],
+)
+async def test_gateway_app_invalid_monitor_admin_input_is_422(client, method, path, json):
+    assert_problem(await client.request(method, path, json=json, headers=ADMIN), 422)
+
+
 # --- unreachable services --------------------------------------------------------------------
 
 
@@ -341,13 +374,18 @@ async def test_gateway_app_wrong_method_is_a_405_problem(client):
         ("GET", "/api/v1/products", CUSTOMER, None, "order"),
         ("GET", "/api/v1/customers/cust-42/loyalty", CUSTOMER, None, "loyalty"),
         ("PUT", "/api/v1/admin/inventory/CON-BATON", ADMIN, {"quantity": 5}, "fulfillment"),
+        ("GET", "/api/v1/orders/ord-1/timeline", CUSTOMER, None, "monitor"),
+        ("GET", "/api/v1/admin/sagas?status=STUCK", ADMIN, None, "monitor"),
+        ("GET", "/api/v1/admin/dead-letters", ADMIN, None, "monitor"),
+        ("POST", "/api/v1/admin/dead-letters/7/redrive", ADMIN, None, "monitor"),
+        ("PUT", "/api/v1/admin/consumers/fulfillment", ADMIN, {"paused": True}, "fulfillment"),
     ],
 )
 async def test_gateway_app_unreachable_service_is_503(client, method, path, headers, json, service):
     response = await client.request(method, path, json=json, headers=headers | {"X-Correlation-ID": "corr-503"})
     body = assert_problem(response, 503, "Service unavailable")
     assert body["detail"] == f"the {service} service is unreachable"
-    assert body["instance"] == path
+    assert body["instance"] == path.split("?")[0]
     assert response.headers["X-Correlation-ID"] == "corr-503"
 
 

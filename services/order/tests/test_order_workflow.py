@@ -56,6 +56,8 @@ from concerto_runtime.testing import eventually, time_skipping_environment
 
 HISTORIES = Path(__file__).parent / "histories"
 HAPPY_PATH_HISTORY = HISTORIES / "order_happy_path.json"
+# Recorded before the "no-cancellation-past-the-pivot" patch: a dispatch deadline that cancelled.
+DISPATCH_DEADLINE_V1_HISTORY = HISTORIES / "order_dispatch_deadline_v1.json"
 HISTORY_ORDER_ID = "history-fixture"
 
 CARD = MaskedCard(brand="visa", last4="4242")
@@ -415,7 +417,69 @@ async def test_order_workflow_refuses_cancellation_when_shipment_announced_early
     assert "cancel_order" not in recorder.names
 
 
+# --- the saga monitor's compensation request, and the pivot -----------------------------------
+
+
+async def shipment_recorded(recorder: Recorder) -> None:
+    async def probe() -> bool:
+        return any(progress.shipment for progress in recorder.args("record_progress"))
+
+    await eventually(probe, interval=0.05, what="the scheduled shipment to be recorded")
+
+
+async def test_order_workflow_compensation_request_cancels_before_the_pivot(env):
+    """A silent context before the pivot: the monitor asks, the order cancels `saga_timeout`."""
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, payment_completed(order))
+        await reaches(handle, OrderStatus.PAID)
+        await handle.signal(OrderWorkflow.compensation_requested, "saga_timeout")
+        outcome = await handle.result()
+
+    expect_cancelled(outcome, recorder, "saga_timeout")
+    assert recorder.statuses == [OrderStatus.PAID]
+
+
+async def test_order_workflow_ignores_a_compensation_request_past_the_pivot(env):
+    """Once the shipment is scheduled the order no longer turns back, whoever asks."""
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, payment_completed(order), inventory_reserved(order), shipment_scheduled(order))
+        await shipment_recorded(recorder)
+        await handle.signal(OrderWorkflow.compensation_requested, "saga_timeout")
+        await signal(handle, shipment_dispatched(order))
+        outcome = await handle.result()
+
+    assert outcome == OrderOutcome(status=OrderStatus.COMPLETED)
+    assert "cancel_order" not in recorder.names
+
+
+async def test_order_workflow_past_the_pivot_outwaits_its_dispatch_deadline(env):
+    """The parcel may still leave: a missed dispatch deadline no longer cancels (and refunds)."""
+    order = place_order(fulfillment_deadline_seconds=3600)
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, payment_completed(order), inventory_reserved(order), shipment_scheduled(order))
+        await shipment_recorded(recorder)
+        await env.sleep(2 * 3600)  # the deadline passes
+        assert await handle.query(OrderWorkflow.status) == OrderStatus.FULFILLING
+        assert "cancel_order" not in recorder.names
+        await signal(handle, shipment_dispatched(order))
+        outcome = await handle.result()
+
+    assert outcome == OrderOutcome(status=OrderStatus.COMPLETED)
+
+
 # --- determinism -----------------------------------------------------------------------------
+
+
+async def test_order_workflow_replays_a_dispatch_deadline_history_from_before_the_pivot_patch(env):
+    """An order that was cancelled at its dispatch deadline under the old code replays unchanged
+    (workflow.patched keeps the old branch for it)."""
+    history = WorkflowHistory.from_json("order-history-dispatch-deadline", DISPATCH_DEADLINE_V1_HISTORY.read_text())
+    async with create_worker(env.client, f"replay-{uuid.uuid4().hex[:8]}", [OrderWorkflow], []) as worker:
+        replayer = replayer_like(worker)
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
 
 
 async def happy_path_history(client: Client, order: PlaceOrder) -> tuple[WorkflowHistory, Worker]:

@@ -31,6 +31,7 @@ from concerto_contracts.http import (
     Timeline,
 )
 from concerto_gateway.auth import Role, new_rate_limiter, require
+from concerto_gateway.console import router as console_router
 from concerto_gateway.settings import GatewaySettings
 from concerto_gateway.upstream import Upstream, relay
 from concerto_observability import bind, new_correlation_id
@@ -237,4 +238,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     app.include_router(api)
+    app.include_router(console_router)
     return app

@@ -41,7 +41,7 @@ class Saga:
         self.definition = definition
         self.seen = dict(seen)  # event name -> when the monitor first saw one
         self.timed_out = set(timed_out)  # steps whose deadline has fired (each fires once)
-        self._status = status
+        self._status = SagaStatus(status) if status else None  # as stored, or None for a new saga
 
     # --- what the saga is waiting for -----------------------------------------------------
 

@@ -1,0 +1,129 @@
+"""The operator console (GET /console on the gateway) in a real browser: Debian's Chromium,
+driven by Playwright. The page gets the admin key from its form, an order placed with its demo
+button shows up COMPLETED in the orders list, and its journey shows the events across the
+contexts and links to its Temporal workflow.
+
+Playwright never downloads a browser here: it drives the Chromium installed by the system
+(`make browser`, i.e. `apt-get install chromium`). Without it these tests skip, saying so.
+Every wait is Playwright's own (expect ... with a timeout): nothing sleeps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+# As in conftest.py (a test module does not import it: pytest loads it once, as a plugin).
+GATEWAY_URL = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
+ADMIN_API_KEY = os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")
+SCREENSHOT = "/tmp/console.png"
+# How long the page may take to show what the API already knows (it polls every second).
+PAGE_DEADLINE_MS = 10_000
+
+
+def chromium_path() -> str | None:
+    found = shutil.which("chromium") or "/usr/bin/chromium"
+    return found if os.access(found, os.X_OK) else None
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = chromium_path()
+    if executable is None:
+        reason = "Chromium is not installed: `make browser` (or `apt-get install chromium`) installs it"
+        print(reason)
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        # --no-sandbox: the suite may run as root, where Chromium's sandbox refuses to start.
+        launched = await playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh tab (its own sessionStorage: no key yet) that fails the test on an uncaught script error."""
+    context = await browser.new_context(viewport={"width": 1600, "height": 1000})
+    tab = await context.new_page()
+    script_errors: list[str] = []
+    tab.on("pageerror", lambda error: script_errors.append(str(error)))
+    try:
+        yield tab
+    finally:
+        await context.close()
+    assert not script_errors, f"the console page logged errors: {script_errors}"
+
+
+async def sign_in(page: Page, key: str) -> None:
+    await page.goto(f"{GATEWAY_URL}/console")
+    await expect(page.get_by_role("heading", name="Concerto operator console")).to_be_visible()
+    await page.get_by_label("admin API key").fill(key)
+    await page.get_by_role("button", name="Connect").click()
+
+
+async def test_console_follows_a_demo_order_to_completed_and_links_its_temporal_workflow(page: Page, api, anonymous, placed_orders):
+    product = await api.product(prefer="CON-BATON")
+    # The page and its config need no key: they carry no data.
+    config_response = await anonymous.get("/console/config.json")
+    assert config_response.status_code == 200, config_response.text
+    config = config_response.json()
+
+    await sign_in(page, ADMIN_API_KEY)
+    orders = page.get_by_test_id("sagas")
+    await expect(page.get_by_test_id("heartbeat")).to_contain_text("live", timeout=PAGE_DEADLINE_MS)
+
+    # Place an order with the page's demo button, as a presenter would.
+    await expect(page.locator(f'#demo-sku option[value="{product["sku"]}"]')).to_have_count(1)
+    await page.locator("#demo-sku").select_option(product["sku"])
+    await page.locator("#demo-token").select_option("tok_visa")
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/orders") and r.request.method == "POST") as placed:
+        await page.get_by_role("button", name="Place demo order").click()
+    response = await placed.value
+    assert response.status == 202, await response.text()
+    order_id = (await response.json())["order_id"]
+    placed_orders.record(order_id)  # so the ledger check at the end of the suite accounts for it
+    await expect(page.get_by_test_id("demo-result")).to_contain_text(order_id)
+
+    # The orders list shows it, live, until its saga is COMPLETED.
+    row = orders.locator(f'tr[data-order-id="{order_id}"]')
+    await expect(row.locator(".saga-status")).to_have_text("COMPLETED", timeout=api.ORDER_DEADLINE * 1000)
+    assert (await api.order(order_id))["status"] == "COMPLETED"
+
+    # Its journey: the events in causal order, from OrderConfirmed to OrderCompleted.
+    await row.get_by_role("button").click()
+    journey = page.get_by_test_id("journey")
+    await expect(page.get_by_test_id("journey-order")).to_have_text(order_id, timeout=PAGE_DEADLINE_MS)
+    await expect(journey.locator(".card-head .badge")).to_have_text("COMPLETED")
+    events = page.get_by_test_id("journey-events").locator(".event-type")
+    await expect(events.first).to_have_text("OrderConfirmed")
+    await expect(events.filter(has_text="OrderCompleted")).to_have_count(1)
+    types = await events.all_text_contents()
+    assert types.index("OrderConfirmed") < types.index("PaymentCompleted") < types.index("OrderCompleted"), types
+
+    # A link to the order's workflow in the Temporal UI, where the gateway's settings say it is.
+    workflow = f"order-{order_id}"
+    link = page.get_by_test_id("journey-workflows").get_by_role("link", name=workflow, exact=True)
+    await expect(link).to_have_attribute(
+        "href", f"{config['temporal_ui_url']}/namespaces/{config['temporal_namespace']}/workflows/{workflow}"
+    )
+
+    # The other panels answered too (no error shown), and the page is worth projecting.
+    await expect(page.get_by_test_id("gateways").locator("tr")).to_have_count(len(api.PAYMENT_GATEWAYS))
+    await expect(page.get_by_test_id("consumers").locator("tr[data-context]")).to_have_count(5)
+    await expect(page.locator(".error:visible")).to_have_count(0)
+    await page.screenshot(path=SCREENSHOT, full_page=True)
+
+
+async def test_console_shows_a_refused_key_and_asks_again(page: Page):
+    await sign_in(page, "not-the-admin-key")
+
+    await expect(page.get_by_test_id("key-message")).to_contain_text("401", timeout=PAGE_DEADLINE_MS)
+    await expect(page.get_by_test_id("key-panel")).to_be_visible()
+    assert await page.evaluate("sessionStorage.getItem('concerto.adminKey')") is None
