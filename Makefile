@@ -23,12 +23,13 @@ PYTEST_ARGS ?= services libs tests
 # so the end-to-end suite can watch an order cancelled `payment_unavailable`; and its circuit
 # breakers try a gateway again after 5 s rather than 15.
 TEST_PAYMENT_DEADLINE ?= 20
-# The saga monitor's deadlines in the test stack (seconds per step, see the monitor's saga
-# definition): short, so the suite can watch a silent service's saga time out and compensate;
-# the payment and refund steps outlast the payment deadline above.
-TEST_SAGA_DEADLINES ?= SAGA_DEADLINE_PAYMENT=45 SAGA_DEADLINE_REFUND=45 SAGA_DEADLINE_RESERVATION=12 \
-	SAGA_DEADLINE_SHIPMENT=12 SAGA_DEADLINE_DISPATCH=12 SAGA_DEADLINE_COMPLETION=12 SAGA_DEADLINE_CANCELLATION=12 \
-	SAGA_DEADLINE_RELEASE=30 SAGA_DEADLINE_POINTS_REVERSAL=20
+# The saga monitor's deadlines in the test stack (seconds per step, see docs/saga.md): short,
+# so the suite can watch a silent service's saga time out and compensate, yet long enough that
+# twenty orders at once on two cores never miss one; the payment and refund steps outlast the
+# payment deadline above.
+TEST_SAGA_DEADLINES ?= SAGA_DEADLINE_PAYMENT=45 SAGA_DEADLINE_REFUND=45 SAGA_DEADLINE_RESERVATION=20 \
+	SAGA_DEADLINE_SHIPMENT=20 SAGA_DEADLINE_DISPATCH=20 SAGA_DEADLINE_COMPLETION=20 SAGA_DEADLINE_CANCELLATION=20 \
+	SAGA_DEADLINE_RELEASE=40 SAGA_DEADLINE_POINTS_REVERSAL=30
 
 # Use the Python already on the machine; never download one.
 export UV_PYTHON_DOWNLOADS := never

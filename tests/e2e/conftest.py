@@ -44,7 +44,7 @@ API_KEY = os.environ.get("CONCERTO_API_KEY", "dev-key")
 ADMIN_API_KEY = os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")
 PAYMENT_DEADLINE = float(os.environ.get("TEST_PAYMENT_DEADLINE_SECONDS", "20"))
 
-DOMAIN_TOPICS = (Topics.ORDER, Topics.PAYMENT, Topics.FULFILLMENT, Topics.LOYALTY)
+DOMAIN_TOPICS = (Topics.ORDER, Topics.PAYMENT, Topics.FULFILLMENT, Topics.LOYALTY, Topics.MONITOR)
 TERMINAL = {"COMPLETED", "CANCELLED"}
 STATUSES = {"PENDING", "CONFIRMED", "PAID", "FULFILLING", "SHIPPED", "COMPLETED", "CANCELLED"}
 PROBLEM_JSON = "application/problem+json"
@@ -209,7 +209,76 @@ class Placed:
         return self.body["customer"]["id"]
 
 
-class Api:
+# --- the saga monitor ---------------------------------------------------------------------
+#
+# The monitor's routes at the gateway (an order's timeline; sagas, dead letters, redrive and
+# the contexts' consumer controls for the admin), which Api inherits; the `consumer_controls`
+# fixture is at the end of this file.
+
+CONTEXTS = ("order", "payment", "fulfillment", "loyalty", "monitor")
+NORMAL_CONSUMER = {"paused": False, "fail_event_types": []}
+ADMIN = {"X-API-Key": ADMIN_API_KEY}
+
+
+class SagaMonitorApi:
+    """The saga monitor's part of the public API."""
+
+    http: httpx.AsyncClient
+    CONTEXTS = CONTEXTS
+
+    async def timeline_response(self, order_id: str) -> httpx.Response:
+        return await self.http.get(f"/api/v1/orders/{order_id}/timeline")
+
+    async def timeline(self, order_id: str) -> dict[str, Any] | None:
+        """The order's saga as the monitor sees it; None while the monitor has seen no event of
+        it (404)."""
+        response = await self.timeline_response(order_id)
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, f"GET the timeline of {order_id}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def sagas(self, status: str | None = None, *, limit: int = 200, offset: int = 0) -> dict[str, Any]:
+        """A page of sagas (the most recently active first), of one status if given."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset, **({"status": status} if status else {})}
+        response = await self.http.get("/api/v1/admin/sagas", params=params, headers=ADMIN)
+        assert response.status_code == 200, f"GET sagas {params}: {response.status_code} {response.text}"
+        return response.json()
+
+    async def dead_letters(self, *, limit: int = 200, offset: int = 0) -> dict[str, Any]:
+        """A page of dead letters, the newest first."""
+        response = await self.http.get("/api/v1/admin/dead-letters", params={"limit": limit, "offset": offset}, headers=ADMIN)
+        assert response.status_code == 200, f"GET dead letters: {response.status_code} {response.text}"
+        return response.json()
+
+    async def dead_letters_where(self, **fields: Any) -> list[dict[str, Any]]:
+        """Every dead letter (all pages) whose fields have the given values."""
+        found, offset = [], 0
+        while True:
+            page = await self.dead_letters(limit=200, offset=offset)
+            found += [d for d in page["items"] if all(d.get(k) == v for k, v in fields.items())]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return found
+
+    async def redrive(self, dead_letter_id: int) -> httpx.Response:
+        return await self.http.post(f"/api/v1/admin/dead-letters/{dead_letter_id}/redrive", headers=ADMIN)
+
+    async def consumer(self, context: str) -> dict[str, Any]:
+        response = await self.http.get(f"/api/v1/admin/consumers/{context}", headers=ADMIN)
+        assert response.status_code == 200, f"GET {context}'s consumer: {response.status_code} {response.text}"
+        return response.json()
+
+    async def set_consumer(self, context: str, **controls: Any) -> dict[str, Any]:
+        """Sets a context's consumer controls (paused, fail_event_types); none restores it."""
+        response = await self.http.put(f"/api/v1/admin/consumers/{context}", json=controls, headers=ADMIN)
+        assert response.status_code == 200, f"PUT {context}'s consumer {controls}: {response.status_code} {response.text}"
+        in_force = response.json()
+        assert in_force == {**NORMAL_CONSUMER, **controls}, f"{context}'s consumer did not take {controls}: {in_force}"
+        return in_force
+
+
+class Api(SagaMonitorApi):
     """The gateway's public interface, as a client sees it."""
 
     body = staticmethod(order_body)
@@ -441,7 +510,7 @@ class Record:
 
 @dataclass
 class EventLog:
-    """Reads the four domain topics from the beginning, with no consumer group (partitions are
+    """Reads the domain topics from the beginning, with no consumer group (partitions are
     assigned, not subscribed), so nothing is committed and nothing is missed."""
 
     bootstrap_servers: str
@@ -509,3 +578,40 @@ class EventLog:
 @pytest.fixture(scope="session")
 def events() -> EventLog:
     return EventLog(KAFKA_BOOTSTRAP_SERVERS)
+
+
+# --- the saga monitor ---------------------------------------------------------------------
+
+
+class ConsumerControls:
+    """Silences a context's consumer or makes it fail some event types; the
+    `consumer_controls` fixture restores every context's consumer."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    async def set(self, context: str, **controls: Any) -> dict[str, Any]:
+        return await self.api.set_consumer(context, **controls)
+
+    async def restore_all(self) -> None:
+        """Every context's consumer back to normal, each one even if another could not be."""
+        failures = []
+        for context in CONTEXTS:
+            try:
+                await self.api.set_consumer(context)
+            except (AssertionError, httpx.HTTPError) as exc:
+                failures.append(f"{context}: {exc!r}")
+        assert not failures, f"could not restore the consumers: {failures}"
+
+
+@pytest.fixture
+async def consumer_controls(api: Api) -> AsyncIterator[ConsumerControls]:
+    """For a test that pauses a context's consumer or makes it fail: the controls are global
+    to the stack, so every context's consumer is restored (`{}`) before the test and, whatever
+    happens, after it."""
+    controls = ConsumerControls(api)
+    await controls.restore_all()
+    try:
+        yield controls
+    finally:
+        await controls.restore_all()

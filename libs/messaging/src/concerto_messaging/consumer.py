@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from opentelemetry import context as otel_context
@@ -50,6 +51,8 @@ class EventConsumer:
         self._producer = producer
         self._max_attempts = max_attempts
         self.controls = ConsumerControls()
+        # Per partition: the offset after the last record handled, and that record's timestamp.
+        self._read_until: dict[TopicPartition, tuple[int, int]] = {}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -60,6 +63,24 @@ class EventConsumer:
     @property
     def assigned(self) -> bool:
         return bool(self._consumer.assignment())
+
+    async def watermark(self) -> datetime:
+        """Every event published before this moment has been handled (as far as the broker's
+        timestamps tell): now, if every partition is read to its end; else the time of the last
+        record handled on the partition furthest behind."""
+        now = datetime.now(timezone.utc)
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return datetime.min.replace(tzinfo=timezone.utc)
+        mark = now
+        for partition in assigned:
+            end = self._consumer.highwater(partition)
+            offset, timestamp = self._read_until.get(partition, (await self._consumer.position(partition), None))
+            if end is not None and offset >= end:
+                continue  # read to its end
+            behind = datetime.fromtimestamp(timestamp / 1000, timezone.utc) if timestamp else datetime.min.replace(tzinfo=timezone.utc)
+            mark = min(mark, behind)
+        return mark
 
     def set_controls(self, controls: ConsumerControls) -> None:
         """Pause or resume reading (Kafka stops fetching for a paused partition; the group
@@ -81,7 +102,9 @@ class EventConsumer:
         try:
             async for record in self._consumer:
                 await self.process(record)
-                await self._consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+                partition = TopicPartition(record.topic, record.partition)
+                await self._consumer.commit({partition: record.offset + 1})
+                self._read_until[partition] = (record.offset + 1, record.timestamp)
         finally:
             await self._consumer.stop()
 

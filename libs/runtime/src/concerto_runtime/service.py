@@ -47,6 +47,7 @@ class Runtime:
     relay: OutboxRelay
     # Long-lived objects a service shares between its activities and routes (a client, say).
     extras: dict[str, Any] = field(default_factory=dict)
+    consumer: EventConsumer | None = None  # set once the service's consumer exists
 
     @property
     def source(self) -> str:
@@ -119,6 +120,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             if event_handlers
             else None
         )
+        runtime.consumer = consumer
         tasks = {"worker": asyncio.create_task(worker.run()), "relay": asyncio.create_task(relay.run())}
         if consumer:
             tasks["consumer"] = asyncio.create_task(consumer.run())

@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 class Upstream:
     def __init__(self, name: str, base_url: str, timeout: float) -> None:
         self.name = name
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        # Idle connections are dropped well before the services' own keep-alive timeout
+        # (uvicorn's is 5 s, httpx's default also 5 s): otherwise a request can go out on a
+        # connection the service is closing at that moment, and fail as "unreachable".
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0))
 
     async def call(
         self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None, params: dict | None = None

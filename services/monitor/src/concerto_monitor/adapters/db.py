@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Integer,
@@ -37,12 +38,21 @@ sagas = Table(
     Column("status", String(20), nullable=False, index=True),
     Column("current_step", String(60), nullable=True),  # the last event that moved it on
     Column("timed_out", JSON, nullable=False),  # names of the steps whose deadline fired
-    # What SagaWatch's timer is set for; `version` orders the timer's updates.
-    Column("watch_step", String(40), nullable=True),
-    Column("watch_deadline", UtcDateTime, nullable=True),
-    Column("version", Integer, nullable=False),
+    # The due-time index SagaWatch reads: the saga's earliest deadline still to come, if any.
+    Column("due_step", String(40), nullable=True),
+    Column("due_at", UtcDateTime, nullable=True, index=True),
     Column("started_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False, index=True),
+)
+
+# One row: what SagaWatch's single timer is set for (none: no watch runs), and a version that
+# grows with every change, so the workflow can tell a newer setting from an older one.
+watch_timer = Table(
+    "watch_timer",
+    tables,
+    Column("id", Integer, primary_key=True),
+    Column("armed_at", UtcDateTime, nullable=True),
+    Column("version", Integer, nullable=False),
 )
 
 saga_events = Table(
@@ -65,7 +75,7 @@ dead_letters = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dead_letter_topic", String(200), nullable=False),
     Column("dead_letter_partition", Integer, nullable=False),
-    Column("dead_letter_offset", Integer, nullable=False),
+    Column("dead_letter_offset", BigInteger, nullable=False),  # Kafka offsets are 64-bit
     Column("topic", String(200), nullable=False),  # where it came from, and where redrive puts it back
     Column("consumer", String(100), nullable=False),
     Column("reason", String(40), nullable=False),
@@ -87,8 +97,18 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def get_saga(session: AsyncSession, order_id: str) -> Any | None:
-    return (await session.execute(select(sagas).where(sagas.c.order_id == order_id))).first()
+async def get_saga(session: AsyncSession, order_id: str, *, for_update: bool = False) -> Any | None:
+    query = select(sagas).where(sagas.c.order_id == order_id)
+    return (await session.execute(query.with_for_update() if for_update else query)).first()
+
+
+async def due_sagas(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+    query = select(sagas.c.order_id).where(sagas.c.due_at <= now).order_by(sagas.c.due_at).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def earliest_due(session: AsyncSession) -> datetime | None:
+    return await session.scalar(select(func.min(sagas.c.due_at)))
 
 
 async def events_of(session: AsyncSession, order_id: str) -> list[Any]:

@@ -20,7 +20,6 @@ from concerto_monitor.adapters.dead_letters import redrive
 from concerto_monitor.domain.definition import SagaDefinition
 from concerto_monitor.domain.saga import Expected, Saga
 from concerto_monitor.domain.timeline import causal_order
-from concerto_monitor.workflows.inputs import watch_workflow_id
 from concerto_runtime import Problem, Runtime, runtime_of
 
 router = APIRouter()
@@ -66,7 +65,6 @@ def workflow_ids(row, events: list) -> list[str]:
         ids.append(f"refund-{row.payment_id}")
     if seen & {"PointsAwarded", "PointsReversed"} and row.customer_id:
         ids.append(f"loyalty-{row.customer_id}")
-    ids.append(watch_workflow_id(row.order_id))
     return ids
 
 

@@ -1,5 +1,6 @@
-"""SagaWatch's activity: when a deadline passes, look at the saga again and, if the step is
-still missing, declare it STUCK and publish the alerts (in one transaction, via the outbox)."""
+"""SagaWatch's activity: handle every saga whose deadline has passed (a step still missing:
+STUCK, and the alerts go out through the outbox in the same transaction), then set the timer
+to the next earliest deadline."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from datetime import timedelta
 from temporalio import activity
 
 from concerto_contracts.events import CompensationRequested, SagaTimedOut
+from concerto_messaging import UnitOfWork
 from concerto_monitor.adapters import db, repository
 from concerto_monitor.domain.definition import SagaDefinition
+from concerto_monitor.domain.saga import Expected, Saga
 from concerto_monitor.workflows.inputs import WatchUpdate
 from concerto_observability import bind
 from concerto_runtime import Runtime
+
+# Sagas handled per transaction; more than that and the timer fires again at once.
+BATCH = 50
 
 
 class WatchActivities:
@@ -21,50 +27,59 @@ class WatchActivities:
         self._definition = definition
 
     @activity.defn
-    async def declare_overdue(self, order_id: str) -> WatchUpdate:
+    async def handle_due_sagas(self) -> WatchUpdate:
+        # A deadline counts as passed only once the monitor has read every event published
+        # before it: a monitor that lags behind one topic must not call a saga stuck whose
+        # missing event is waiting in that topic (the consumer's watermark).
+        now = db.now()
+        consumer = self._runtime.consumer
+        horizon = min(now, await consumer.watermark()) if consumer is not None else now
         async with self._runtime.unit_of_work() as uow:
-            stored = await repository.load(uow.session, self._definition, order_id)
-            saga = stored.saga
-            row = await db.get_saga(uow.session, order_id)
-            overdue = saga.overdue(db.now())
-            if overdue is None:
-                watch = saga.watch()
-                return WatchUpdate(version=stored.version, step=watch and watch.step, deadline=watch and watch.deadline)
-            compensate = not overdue.step.compensation and saga.compensable()
-            with bind(correlation_id=row.correlation_id, order_id=order_id):
-                activity.logger.warning(
-                    "saga stuck: %s overdue (%s)", overdue.step.name, "compensation requested" if compensate else "no compensation"
-                )
-            saga.mark_timed_out(overdue.step.name)
-            stored.version += 1
-            # The alert follows the event after which the missing one was expected.
-            cause = max(
-                (e for e in await db.events_of(uow.session, order_id) if e.type in overdue.step.follows),
-                key=lambda e: e.received_at,
-                default=None,
+            due = await db.due_sagas(uow.session, horizon, BATCH)
+            for order_id in due:
+                stored = await repository.load(uow.session, self._definition, order_id, for_update=True)
+                overdue = stored.saga.overdue(horizon)
+                if overdue is not None:
+                    row = await db.get_saga(uow.session, order_id)
+                    self._time_out(uow, order_id, row.correlation_id, stored.saga, overdue, await db.events_of(uow.session, order_id))
+                await repository.save(uow.session, stored)
+            if len(due) == BATCH:
+                following = now  # more are due: at once
+            else:
+                following = await db.earliest_due(uow.session)
+                if following is not None and following <= now:
+                    following = now + timedelta(seconds=1)  # due, but the monitor is still reading: soon
+            update = await repository.set_timer(uow.session, following, only_if_earlier=False)
+            await uow.commit()
+        return update
+
+    def _time_out(self, uow: UnitOfWork, order_id: str, correlation_id: str, saga: Saga, overdue: Expected, events: list) -> None:
+        compensate = not overdue.step.compensation and saga.compensable()
+        with bind(correlation_id=correlation_id, order_id=order_id):
+            activity.logger.warning(
+                "saga stuck: %s overdue (%s)", overdue.step.name, "compensation requested" if compensate else "no compensation"
             )
-            causation_id = cause.event_id if cause else None
-            missing = list(overdue.step.expects)
+        saga.mark_timed_out(overdue.step.name)
+        # The alerts follow the event after which the missing one was expected.
+        cause = max((e for e in events if e.type in overdue.step.follows), key=lambda e: e.received_at, default=None)
+        causation_id = cause.event_id if cause else None
+        missing = list(overdue.step.expects)
+        uow.publish(
+            SagaTimedOut(
+                order_id=order_id,
+                step=overdue.step.name,
+                missing_events=missing,
+                waiting_since=overdue.deadline - timedelta(seconds=overdue.step.deadline_seconds),
+                deadline=overdue.deadline,
+                compensation_requested=compensate,
+                suggested_actions=saga.suggested_actions(overdue, compensate),
+            ),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+        if compensate:
             uow.publish(
-                SagaTimedOut(
-                    order_id=order_id,
-                    step=overdue.step.name,
-                    missing_events=missing,
-                    waiting_since=overdue.deadline - timedelta(seconds=overdue.step.deadline_seconds),
-                    deadline=overdue.deadline,
-                    compensation_requested=compensate,
-                    suggested_actions=saga.suggested_actions(overdue, compensate),
-                ),
-                correlation_id=row.correlation_id,
+                CompensationRequested(order_id=order_id, reason="saga_timeout", step=overdue.step.name, missing_events=missing),
+                correlation_id=correlation_id,
                 causation_id=causation_id,
             )
-            if compensate:
-                uow.publish(
-                    CompensationRequested(order_id=order_id, reason="saga_timeout", step=overdue.step.name, missing_events=missing),
-                    correlation_id=row.correlation_id,
-                    causation_id=causation_id,
-                )
-            await repository.save(uow.session, stored)
-            await uow.commit()
-        watch = saga.watch()
-        return WatchUpdate(version=stored.version, step=watch and watch.step, deadline=watch and watch.deadline)

@@ -9,14 +9,13 @@ from pydantic import BaseModel
 TASK_QUEUE = "monitor"
 
 
-def watch_workflow_id(order_id: str) -> str:
-    return f"saga-watch-{order_id}"
+# One SagaWatch for all sagas.
+WATCH_WORKFLOW_ID = "saga-watch"
 
 
 class WatchUpdate(BaseModel):
-    """Set the timer: `deadline` for `step`, or no timer (None) once the saga waits for nothing.
-    `version` grows with every change to the saga, so an older update never wins."""
+    """Set the timer to `deadline`, the earliest deadline of any saga; None: no saga waits for
+    anything, the watch ends. `version` grows with every setting, so an older one never wins."""
 
     version: int
-    step: str | None = None
     deadline: datetime | None = None

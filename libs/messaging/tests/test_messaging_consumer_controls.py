@@ -1,0 +1,79 @@
+"""The consumer controls against the real broker: a paused consumer reads nothing (and its
+watermark stays behind what it has not read), a resumed one catches up; an event type set to
+fail goes to the dead-letter topic like any handler that keeps failing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from concerto_contracts import Topics
+from concerto_contracts.events import OrderCancelled
+from concerto_contracts.http import ConsumerControls
+from concerto_runtime.testing import eventually
+
+pytestmark = pytest.mark.integration
+
+DEADLINE = 20  # seconds, for anything that crosses the broker
+
+
+async def test_a_paused_consumer_reads_nothing_and_its_watermark_waits_until_it_is_resumed(
+    db, kafka, order_topic, consumers, helpers
+):
+    calls = []
+    consumer = consumers.start(
+        group_id=helpers.unique("group"), topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls)}
+    )
+    await eventually(lambda: _true(consumer.assigned), timeout=DEADLINE, what="partitions to be assigned")
+    await kafka.send(helpers.encode(helpers.cancelled()), order_topic)
+    await eventually(lambda: _true(len(calls) == 1), timeout=DEADLINE, what="the first event to be handled")
+    caught_up = await consumer.watermark()
+    assert caught_up > datetime.now(timezone.utc) - timedelta(seconds=5)  # read to the end: "now"
+
+    consumer.set_controls(ConsumerControls(paused=True))
+    before_send = datetime.now(timezone.utc)
+    await kafka.send(helpers.encode(helpers.cancelled()), order_topic)
+
+    async def behind() -> bool:  # the broker has the record, the consumer has not read it
+        return await consumer.watermark() < before_send
+
+    await eventually(behind, timeout=DEADLINE, what="the watermark to stay behind the unread record")
+    assert len(calls) == 1 and consumer.controls.paused
+
+    consumer.set_controls(ConsumerControls())
+    await eventually(lambda: _true(len(calls) == 2), timeout=DEADLINE, what="the resumed consumer to catch up")
+
+    async def caught_up_again() -> bool:
+        return await consumer.watermark() >= before_send
+
+    await eventually(caught_up_again, timeout=DEADLINE, what="the watermark to pass the record once it is read")
+    consumers.check_running()
+
+
+async def test_an_event_type_set_to_fail_is_dead_lettered_and_the_consumer_goes_on(
+    db, kafka, order_topic, consumers, helpers
+):
+    calls = []
+    group = helpers.unique("group")
+    consumer = consumers.start(
+        group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls)}, max_attempts=2
+    )
+    consumer.set_controls(ConsumerControls(fail_event_types=["OrderCancelled"]))
+    await kafka.send(helpers.encode(helpers.cancelled()), order_topic)
+
+    [dead] = await kafka.read_all(Topics.dead_letter(group), at_least=1, timeout=DEADLINE)
+    headers = dict(dead.headers)
+    assert headers["dlq_reason"] == b"handler_failed"
+    assert b"InjectedFault" in headers["dlq_error"]
+    assert await db.count(helpers.applied) == 0  # each failed attempt rolled back
+
+    consumer.set_controls(ConsumerControls())
+    await kafka.send(helpers.encode(helpers.cancelled()), order_topic)
+    await eventually(lambda: _true(len(calls) == 1), timeout=DEADLINE, what="the next event to be handled")  # the failing type never reached the handler
+    assert await db.count(helpers.applied) == 1
+    consumers.check_running()
+
+
+async def _true(value: bool) -> bool:
+    return value
