@@ -68,10 +68,19 @@ def _samples() -> dict[type[DomainEvent], DomainEvent]:
             order_id=ORDER_ID, shipment_id="shp-1", carrier="DHL", tracking_number="TRK1",
             dispatched_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
         ),
+        events.FulfillmentCancelled(order_id=ORDER_ID, reason="saga_timeout", warehouse="AMS-1", released_items=[item]),
         events.StockLevelChanged(sku="CON-BATON", available=7),
         events.PointsAwarded(points=52, balance=152, tier="gold", **loyalty),
         events.PointsReversed(points=52, balance=100, tier="standard", **loyalty),
         events.TierChanged(old_tier="standard", new_tier="gold", **loyalty),
+        events.SagaTimedOut(
+            order_id=ORDER_ID, step="reservation", missing_events=["InventoryReserved", "InventoryUnavailable"],
+            waiting_since=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc), deadline=datetime(2025, 1, 2, 3, 4, 35, tzinfo=timezone.utc),
+            compensation_requested=True, suggested_actions=["Check the fulfillment service."],
+        ),
+        events.CompensationRequested(
+            order_id=ORDER_ID, reason="saga_timeout", step="reservation", missing_events=["InventoryReserved", "InventoryUnavailable"]
+        ),
     ]
     return {type(event): event for event in built}
 

@@ -185,7 +185,7 @@ def test_undecodable_event_explains_why(samples):
     assert issubclass(UndecodableEvent, ValueError)
 
 
-TYPE_PATTERN = re.compile(r"concerto\.(order|payment|fulfillment|loyalty)\.([A-Z][A-Za-z]+)\.v1")
+TYPE_PATTERN = re.compile(r"concerto\.(order|payment|fulfillment|loyalty|monitor)\.([A-Z][A-Za-z]+)\.v1")
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
