@@ -38,6 +38,7 @@ class Step:
 class SagaDefinition:
     name: str
     steps: tuple[Step, ...]
+    started_by: str  # the event that starts the saga (the first a confirmed order publishes)
     completed_by: str  # the event that ends the saga well
     cancelled_by: str  # the event after which the saga runs backwards
 
@@ -58,9 +59,17 @@ class SagaDefinition:
     def forward_events(self) -> frozenset[str]:
         return frozenset(event for step in self.steps if not step.compensation for event in step.expects)
 
+    @property
+    def forward_only_events(self) -> frozenset[str]:
+        """Events that only ever move the saga forward (PaymentFailed, say, also settles a
+        refund on the way back, so it is not one of them)."""
+        backward = {event for step in self.steps if step.compensation for event in step.expects}
+        return self.forward_events - backward
+
 
 ORDER_SAGA = SagaDefinition(
     name="order",
+    started_by="OrderConfirmed",
     completed_by="OrderCompleted",
     cancelled_by="OrderCancelled",
     steps=(

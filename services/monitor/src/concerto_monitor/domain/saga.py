@@ -114,14 +114,20 @@ class Saga:
 
     def is_late(self, event: str) -> bool:
         """An event that arrives after the saga ended, or a step forward after it turned back."""
-        return self.status in TERMINAL or (self.definition.cancelled_by in self.seen and event in self.definition.forward_events)
+        return self.status in TERMINAL or (self.definition.cancelled_by in self.seen and event in self.definition.forward_only_events)
 
     # --- changes ------------------------------------------------------------------------
 
     def record(self, event: str, at: datetime) -> bool:
         """Note an event; returns whether it arrived late. The first arrival of a name counts."""
-        late = self.is_late(event)
+        # A saga cancelled before its start was seen (an order rejected while being priced, or
+        # its OrderConfirmed redriven late) opens again when the start arrives: there is
+        # something to undo after all.
+        reopens = self._status == SagaStatus.COMPENSATED and event == self.definition.started_by and event not in self.seen
+        late = not reopens and self.is_late(event)
         self.seen.setdefault(event, at)
+        if reopens:
+            self._status = None
         self._settle()
         return late
 
