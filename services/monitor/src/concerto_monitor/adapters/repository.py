@@ -58,10 +58,15 @@ async def save(session: AsyncSession, stored: StoredSaga, **values) -> None:
         stored.exists = True
 
 
+async def lock_timer(session: AsyncSession):
+    """SagaWatch's timer row, locked until the transaction ends (None before the first setting)."""
+    return (await session.execute(select(db.watch_timer).where(db.watch_timer.c.id == 1).with_for_update())).first()
+
+
 async def set_timer(session: AsyncSession, deadline: datetime | None, *, only_if_earlier: bool) -> WatchUpdate | None:
     """Sets SagaWatch's timer to `deadline` and returns the update to send it; with
     `only_if_earlier`, leaves it (None) unless `deadline` comes before what it is set for."""
-    timer = (await session.execute(select(db.watch_timer).where(db.watch_timer.c.id == 1).with_for_update())).first()
+    timer = await lock_timer(session)
     if only_if_earlier and (deadline is None or (timer is not None and timer.armed_at is not None and timer.armed_at <= deadline)):
         return None
     version = (timer.version if timer else 0) + 1

@@ -59,13 +59,6 @@ class SagaDefinition:
     def forward_events(self) -> frozenset[str]:
         return frozenset(event for step in self.steps if not step.compensation for event in step.expects)
 
-    @property
-    def forward_only_events(self) -> frozenset[str]:
-        """Events that only ever move the saga forward (PaymentFailed, say, also settles a
-        refund on the way back, so it is not one of them)."""
-        backward = {event for step in self.steps if step.compensation for event in step.expects}
-        return self.forward_events - backward
-
 
 ORDER_SAGA = SagaDefinition(
     name="order",

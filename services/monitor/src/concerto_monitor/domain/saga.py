@@ -112,9 +112,6 @@ class Saga:
         """Whether rolling the saga back may still be asked for."""
         return not self.past_pivot and self.definition.cancelled_by not in self.seen and "CompensationRequested" not in self.seen
 
-    def is_late(self, event: str) -> bool:
-        """An event that arrives after the saga ended, or a step forward after it turned back."""
-        return self.status in TERMINAL or (self.definition.cancelled_by in self.seen and event in self.definition.forward_only_events)
 
     # --- changes ------------------------------------------------------------------------
 
@@ -124,12 +121,15 @@ class Saga:
         # its OrderConfirmed redriven late) opens again when the start arrives: there is
         # something to undo after all.
         reopens = self._status == SagaStatus.COMPENSATED and event == self.definition.started_by and event not in self.seen
-        late = not reopens and self.is_late(event)
+        ended, rolling_back = self.status in TERMINAL and not reopens, self.definition.cancelled_by in self.seen
+        before = (self.status, {e.step.name for e in self.required()})
         self.seen.setdefault(event, at)
         if reopens:
             self._status = None
         self._settle()
-        return late
+        # Late: after the end, or on the way back without changing anything (a step forward
+        # that comes too late; but a payment completing after the cancellation adds a release).
+        return ended or (rolling_back and (self.status, {e.step.name for e in self.required()}) == before)
 
     def mark_timed_out(self, step: str) -> None:
         self.timed_out.add(step)

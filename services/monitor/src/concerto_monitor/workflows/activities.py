@@ -35,6 +35,9 @@ class WatchActivities:
         consumer = self._runtime.consumer
         horizon = min(now, await consumer.watermark()) if consumer is not None else now
         async with self._runtime.unit_of_work() as uow:
+            # The timer first: a deadline the consumer sets meanwhile waits for this transaction,
+            # so the next deadline read below cannot miss it (PostgreSQL; SQLite's writers take turns).
+            await repository.lock_timer(uow.session)
             due = await db.due_sagas(uow.session, horizon, BATCH)
             for order_id in due:
                 stored = await repository.load(uow.session, self._definition, order_id, for_update=True)
