@@ -153,10 +153,12 @@ def test_monitor_with_deadlines_replaces_by_step_name():
     assert [s.deadline_seconds for s in steps_named("reservation")] == [30]  # the original is untouched
 
 
-def test_monitor_with_deadlines_keeps_optional_steps_optional():
-    """A deadline for an optional step does not make the saga wait for it."""
-    changed = ORDER_SAGA.with_deadlines({"points": 10})
-    assert [s.deadline_seconds for s in changed.steps if s.name == "points"] == [None]
+def test_monitor_with_deadlines_refuses_a_deadline_for_an_optional_step():
+    """A deadline for an optional step would be ignored, so setting one is an error that says why."""
+    with pytest.raises(ValueError, match="points: optional, the saga does not wait for it"):
+        ORDER_SAGA.with_deadlines({"points": 10})
+    with pytest.raises(ValueError, match="points: optional"):
+        saga_definition({"SAGA_DEADLINE_POINTS": "10"})
 
 
 def test_monitor_with_deadlines_refuses_unknown_step_names():

@@ -47,12 +47,12 @@ class SagaDefinition:
         unknown = set(overrides) - {step.name for step in self.steps}
         if unknown:
             raise ValueError(f"no saga step named {', '.join(sorted(unknown))}")
+        optional = sorted({step.name for step in self.steps if step.optional} & set(overrides))
+        if optional:
+            raise ValueError(f"{', '.join(optional)}: optional, the saga does not wait for it, so it has no deadline")
         return replace(
             self,
-            steps=tuple(
-                replace(step, deadline_seconds=overrides[step.name]) if step.name in overrides and not step.optional else step
-                for step in self.steps
-            ),
+            steps=tuple(replace(step, deadline_seconds=overrides[step.name]) if step.name in overrides else step for step in self.steps),
         )
 
     @property
