@@ -129,7 +129,6 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         for name, task in tasks.items():
             task.add_done_callback(lambda t, name=name: _report_exit(name, t))
         app.state.runtime = runtime
-        app.state.consumer = consumer
         app.state.checks = _readiness_checks(database.engine, producer, temporal, tasks, consumer)
         if definition.on_start:
             await definition.on_start(runtime)
@@ -183,7 +182,7 @@ def consumer_router() -> APIRouter:
     router = APIRouter(prefix="/consumer", tags=["consumer"])
 
     def consumer_of(request: Request) -> EventConsumer:
-        consumer = getattr(request.app.state, "consumer", None)
+        consumer = runtime_of(request).consumer
         if consumer is None:
             raise Problem(404, "No consumer", "this service consumes no events")
         return consumer

@@ -7,18 +7,11 @@ from concerto_monitor.adapters import db
 from concerto_monitor.adapters.dead_letters import read_dead_letters
 from concerto_monitor.api.routes import router
 from concerto_monitor.messaging.handlers import handlers
-from concerto_monitor.settings import saga_definition
+from concerto_monitor.settings import SAGA
 from concerto_monitor.workflows.activities import WatchActivities
 from concerto_monitor.workflows.inputs import TASK_QUEUE
 from concerto_monitor.workflows.saga_watch import SagaWatch
-from concerto_runtime import Runtime, ServiceDefinition
-
-SAGA = saga_definition()  # deadlines from the environment (SAGA_DEADLINE_<STEP>)
-
-
-async def keep_definition(runtime: Runtime) -> None:
-    runtime.extras["saga"] = SAGA
-
+from concerto_runtime import ServiceDefinition
 
 definition = ServiceDefinition(
     name="monitor",
@@ -30,6 +23,5 @@ definition = ServiceDefinition(
     handlers=lambda runtime: handlers(runtime, SAGA),
     publishes=[Topics.MONITOR],
     router=router,
-    on_start=keep_definition,
     background=lambda runtime: {"dead letters": read_dead_letters(runtime.settings.kafka_bootstrap_servers, runtime.sessions)},
 )

@@ -21,3 +21,7 @@ def saga_definition(environ: Mapping[str, str] = os.environ) -> SagaDefinition:
             except ValueError:
                 raise ValueError(f"{name} must be a whole number of seconds, not {value!r}") from None
     return ORDER_SAGA.with_deadlines(overrides)
+
+
+# The order saga with this process's deadlines.
+SAGA = saga_definition()

@@ -4,7 +4,6 @@ the same moment never race on the balance."""
 
 from __future__ import annotations
 
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():

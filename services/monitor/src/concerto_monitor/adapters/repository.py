@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,19 +24,25 @@ log = logging.getLogger(__name__)
 class StoredSaga:
     order_id: str
     saga: Saga
+    row: Any | None  # the saga's row as read (None for a saga not stored yet)
+    events: list[Any]  # its saga_events rows, as read
     exists: bool
 
 
 async def load(session: AsyncSession, definition: SagaDefinition, order_id: str, *, for_update: bool = False) -> StoredSaga:
     """The saga; `for_update` locks its row (PostgreSQL) so the consumer and SagaWatch's
     activity change one saga one at a time (SQLite's writers take turns anyway)."""
-    row = await db.get_saga(session, order_id, for_update=for_update)
+    return await of_row(session, definition, order_id, await db.get_saga(session, order_id, for_update=for_update))
+
+
+async def of_row(session: AsyncSession, definition: SagaDefinition, order_id: str, row: Any | None) -> StoredSaga:
+    """The saga of a row already read, with its events."""
+    events = await db.events_of(session, order_id)
     seen: dict[str, datetime] = {}
-    for event in sorted(await db.events_of(session, order_id), key=lambda e: e.received_at):
+    for event in sorted(events, key=lambda e: e.received_at):
         seen.setdefault(event.type, event.received_at)
-    if row is None:
-        return StoredSaga(order_id, Saga(definition, seen), exists=False)
-    return StoredSaga(order_id, Saga(definition, seen, row.status, set(row.timed_out)), exists=True)
+    saga = Saga(definition, seen, row.status, set(row.timed_out)) if row is not None else Saga(definition, seen)
+    return StoredSaga(order_id, saga, row, events, exists=row is not None)
 
 
 async def save(session: AsyncSession, stored: StoredSaga, **values) -> None:

@@ -3,7 +3,7 @@ and the dead letters with their redrive."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from concerto_contracts.http import (
     DeadLetter,
@@ -17,16 +17,12 @@ from concerto_contracts.http import (
 )
 from concerto_monitor.adapters import db, repository
 from concerto_monitor.adapters.dead_letters import redrive
-from concerto_monitor.domain.definition import SagaDefinition
-from concerto_monitor.domain.saga import Expected, Saga
+from concerto_monitor.domain.saga import TERMINAL, Expected, Saga
 from concerto_monitor.domain.timeline import causal_order
+from concerto_monitor.settings import SAGA
 from concerto_runtime import Problem, Runtime, runtime_of
 
 router = APIRouter()
-
-
-def definition_of(request: Request) -> SagaDefinition:
-    return request.app.state.runtime.extras["saga"]
 
 
 def _expected(expected: Expected) -> ExpectedEvent:
@@ -40,13 +36,13 @@ def _expected(expected: Expected) -> ExpectedEvent:
 
 
 def _summary(row, saga: Saga) -> dict:
-    expected = saga.expected()
+    expected = [] if saga.status in TERMINAL else saga.expected()
     return {
         "order_id": row.order_id,
         "correlation_id": row.correlation_id,
-        "status": row.status,
+        "status": saga.status,
         "current_step": row.current_step,
-        "next_expected": _expected(expected[0]) if expected and row.status not in ("COMPLETED", "COMPENSATED") else None,
+        "next_expected": _expected(expected[0]) if expected else None,
         "stuck_step": saga.stuck_step if row.status == SagaStatus.STUCK else None,
         "started_at": row.started_at,
         "updated_at": row.updated_at,
@@ -69,18 +65,14 @@ def workflow_ids(row, events: list) -> list[str]:
 
 
 @router.get("/sagas/{order_id}/timeline")
-async def timeline(order_id: str, request: Request, runtime: Runtime = Depends(runtime_of)) -> Timeline:
-    definition = definition_of(request)
+async def timeline(order_id: str, runtime: Runtime = Depends(runtime_of)) -> Timeline:
     async with runtime.read_sessions() as session:
-        row = await db.get_saga(session, order_id)
-        if row is None:
-            raise Problem(404, "No saga for this order", f"the monitor has seen no event of order {order_id}")
-        stored = await repository.load(session, definition, order_id)
-        events = await db.events_of(session, order_id)
-    saga = stored.saga
-    ended = row.status in ("COMPLETED", "COMPENSATED")
+        stored = await repository.load(session, SAGA, order_id)
+    if stored.row is None:
+        raise Problem(404, "No saga for this order", f"the monitor has seen no event of order {order_id}")
+    saga, events = stored.saga, stored.events
     return Timeline(
-        **_summary(row, saga),
+        **_summary(stored.row, saga),
         events=[
             TimelineEvent(
                 event_id=e.event_id,
@@ -94,27 +86,25 @@ async def timeline(order_id: str, request: Request, runtime: Runtime = Depends(r
             )
             for e in causal_order(events)
         ],
-        expected=[] if ended else [_expected(e) for e in saga.expected()],
+        expected=[] if saga.status in TERMINAL else [_expected(e) for e in saga.expected()],
         compensable=saga.compensable(),
-        temporal_workflows=workflow_ids(row, events),
+        temporal_workflows=workflow_ids(stored.row, events),
     )
 
 
 @router.get("/sagas")
 async def sagas(
-    request: Request,
     status: SagaStatus | None = None,
     limit: int = Query(20, ge=1, le=200),
     offset: int = Query(0, ge=0),
     runtime: Runtime = Depends(runtime_of),
 ) -> SagaPage:
-    definition = definition_of(request)
     where = [db.sagas.c.status == status.value] if status else []
     async with runtime.read_sessions() as session:
         rows, total = await db.page(session, db.sagas, [db.sagas.c.updated_at.desc()], limit, offset, *where)
         items = []
         for row in rows:
-            stored = await repository.load(session, definition, row.order_id)
+            stored = await repository.of_row(session, SAGA, row.order_id, row)
             items.append(SagaSummary(**_summary(row, stored.saga)))
     return SagaPage(items=items, total=total, limit=limit, offset=offset)
 
@@ -141,10 +131,9 @@ async def redrive_dead_letter(dead_letter_id: int, runtime: Runtime = Depends(ru
         if row.redriven_at is not None:
             raise Problem(409, "Already redriven", f"dead letter {dead_letter_id} was put back on {row.topic} at {row.redriven_at.isoformat()}")
         await redrive(uow.session, row)
+        redriven_at = db.now()
         await uow.session.execute(
-            db.dead_letters.update().where(db.dead_letters.c.id == dead_letter_id).values(redriven_at=db.now())
+            db.dead_letters.update().where(db.dead_letters.c.id == dead_letter_id).values(redriven_at=redriven_at)
         )
         await uow.commit()
-    async with runtime.read_sessions() as session:
-        row = (await session.execute(db.dead_letters.select().where(db.dead_letters.c.id == dead_letter_id))).first()
-    return _dead_letter(row)
+    return _dead_letter(row).model_copy(update={"redriven_at": redriven_at})

@@ -68,19 +68,21 @@ class Saga:
     def required(self) -> list[Expected]:
         return [e for e in self.expected() if not e.step.optional]
 
-    def watch(self) -> Watch | None:
-        """The deadline to set a timer for; None when the saga waits for nothing (or has ended)."""
+    def _next_due(self) -> Expected | None:
+        """The required step with the earliest deadline that has not fired yet."""
         if self.status in TERMINAL:
             return None
-        pending = [e for e in self.required() if e.step.name not in self.timed_out]
-        return Watch(pending[0].step.name, pending[0].deadline) if pending else None
+        return next((e for e in self.required() if e.step.name not in self.timed_out), None)
+
+    def watch(self) -> Watch | None:
+        """The deadline to set a timer for; None when the saga waits for nothing (or has ended)."""
+        due = self._next_due()
+        return Watch(due.step.name, due.deadline) if due else None
 
     def overdue(self, now: datetime) -> Expected | None:
         """The required step whose deadline has passed, if any."""
-        for expected in self.required():
-            if expected.deadline <= now and expected.step.name not in self.timed_out:
-                return expected
-        return None
+        due = self._next_due()
+        return due if due is not None and due.deadline <= now else None
 
     # --- where the saga stands ----------------------------------------------------------
 
@@ -111,7 +113,6 @@ class Saga:
     def compensable(self) -> bool:
         """Whether rolling the saga back may still be asked for."""
         return not self.past_pivot and self.definition.cancelled_by not in self.seen and "CompensationRequested" not in self.seen
-
 
     # --- changes ------------------------------------------------------------------------
 

@@ -43,8 +43,7 @@ class WatchActivities:
                 stored = await repository.load(uow.session, self._definition, order_id, for_update=True)
                 overdue = stored.saga.overdue(horizon)
                 if overdue is not None:
-                    row = await db.get_saga(uow.session, order_id)
-                    self._time_out(uow, order_id, row.correlation_id, stored.saga, overdue, await db.events_of(uow.session, order_id))
+                    self._time_out(uow, order_id, stored.row.correlation_id, stored.saga, overdue, stored.events)
                 await repository.save(uow.session, stored)
             if len(due) == BATCH:
                 following = now  # more are due: at once
