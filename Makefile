@@ -5,6 +5,7 @@
 #   make infra-up Kafka and Temporal only (for integration tests while you work)
 #   make test     set-up, a fresh stack under .data/test, every test, stack down again
 #   make browser  Debian's chromium, for the console's browser test (make test does it)
+#   make bench    orders/s and latency, platform beside its floor (BENCH_ARGS=--use-running: `make up`'s stack)
 # Everything the stack writes goes to .data/, every tool to .tools/ (both gitignored).
 
 SHELL := bash
@@ -18,7 +19,7 @@ UV          := $(TOOLS)/uv/bin/uv
 KAFKA_LIBS  := $(TOOLS)/kafka/libs
 STACK       := .venv/bin/python infra/devstack/stack.py
 TEST_DATA   := .data/test
-PYTEST_ARGS ?= services libs tests
+PYTEST_ARGS ?= services libs tests infra/bench/tests
 # The test stack gives up on a payment no gateway can take after this many seconds (default 300),
 # so the end-to-end suite can watch an order cancelled `payment_unavailable`; and its circuit
 # breakers try a gateway again after 5 s rather than 15.
@@ -34,7 +35,7 @@ TEST_SAGA_DEADLINES ?= SAGA_DEADLINE_PAYMENT=45 SAGA_DEADLINE_REFUND=45 SAGA_DEA
 # Use the Python already on the machine; never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup sync run up down status infra-up infra-down test browser
+.PHONY: help setup sync run up down status infra-up infra-down test browser bench
 
 help:
 	@sed -n 's/^#   /  /p' $(MAKEFILE_LIST)
@@ -105,5 +106,13 @@ test: setup browser
 	TEST_DATABASE_URL=$$(infra/postgres/test-server.sh start) || echo "PostgreSQL unavailable: its test variants will skip"; \
 	TEST_DATABASE_URL=$$TEST_DATABASE_URL \
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 TEMPORAL_ADDRESS=127.0.0.1:7233 \
-	GATEWAY_URL=http://127.0.0.1:8080 TEST_PAYMENT_DEADLINE_SECONDS=$(TEST_PAYMENT_DEADLINE) $(TEST_SAGA_DEADLINES) \
+	GATEWAY_URL=http://127.0.0.1:8080 STACK_DATA_DIR=$(TEST_DATA) TEST_PAYMENT_DEADLINE_SECONDS=$(TEST_PAYMENT_DEADLINE) $(TEST_SAGA_DEADLINES) \
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# The benchmark (infra/bench/concerto_bench/bench.py): by default a fresh stack under .data/bench
+# (a stack from `make up` is stopped first: same ports), the floor then the platform, rates in
+# steps; prints the table, writes docs/bench/results.json and docs/bench/latency.png and the
+# table into docs/benchmarks.md. About 15 minutes. BENCH_ARGS passes options (see --help).
+BENCH_ARGS ?=
+bench: setup
+	PYTHONPATH=infra/bench .venv/bin/python -m concerto_bench.bench $(BENCH_ARGS)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from temporalio import activity
@@ -22,7 +23,7 @@ from concerto_loyalty.workflows.inputs import AccountChange
 from concerto_loyalty.messaging.handlers import send_to_account
 from concerto_loyalty.workflows.loyalty_workflow import CHANGES_PER_RUN, LoyaltyAccountWorkflow
 from concerto_runtime.temporal import create_worker
-from concerto_runtime.testing import eventually, time_skipping_environment
+from concerto_runtime.testing import Executions, assert_replays, eventually, time_skipping_environment
 
 
 class Recorder:
@@ -38,8 +39,12 @@ class Recorder:
         self.max_in_flight = 0
 
     def activities(self) -> list:
+        executions = Executions()
+
         @activity.defn(name="apply_change")
         async def apply_change(change: AccountChange) -> None:
+            if not executions.first():
+                return  # a change re-run with its workflow task counts once
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
@@ -157,3 +162,22 @@ async def test_loyalty_workflow_starts_afresh_after_its_changes_per_run(env):
     assert recorder.run_ids[:CHANGES_PER_RUN] == [first_run] * CHANGES_PER_RUN
     new_runs = set(recorder.run_ids[CHANGES_PER_RUN:])
     assert len(new_runs) == 1 and first_run not in new_runs
+
+
+# Recorded before apply_change became a local activity (concerto_runtime.workflows.run_step): an
+# account workflow that applied two changes and was still running.
+REMOTE_ACTIVITIES_HISTORY = Path(__file__).parent / "histories" / "loyalty_two_changes_remote_activities.json"
+
+
+async def test_loyalty_workflow_replays_a_history_from_before_local_activities():
+    await assert_replays(REMOTE_ACTIVITIES_HISTORY, [LoyaltyAccountWorkflow])
+
+
+async def test_loyalty_workflow_replays_its_own_history(env):
+    recorder = Recorder(delay=0)
+    async with account(env.client, recorder) as (customer_id, send):
+        handle = await send(change(customer_id, "ord-1", first_order=True))
+        await send(change(customer_id, "ord-2"))
+        await recorder.applied(2)
+        history = await env.client.get_workflow_handle(handle.id).fetch_history()
+    await assert_replays(history, [LoyaltyAccountWorkflow])

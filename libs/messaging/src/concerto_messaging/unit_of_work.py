@@ -42,11 +42,12 @@ class UnitOfWork:
         return row["event_id"]
 
     async def commit(self) -> None:
-        if self._pending:
+        published = bool(self._pending)
+        if published:
             await self.session.execute(insert(outbox), self._pending)
             self._pending.clear()
         await self.session.commit()
-        if self._published is not None:
+        if published and self._published is not None:
             self._published.set()  # wake the relay instead of waiting for its next poll
 
 

@@ -114,6 +114,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
                 topics=consumed,
                 handlers=event_handlers,
                 sessions=sessions,
+                read_sessions=read_sessions,
                 producer=producer,
                 bootstrap_servers=settings.kafka_bootstrap_servers,
             )

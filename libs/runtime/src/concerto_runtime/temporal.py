@@ -61,6 +61,9 @@ async def start_once(client: Client, workflow_run: Callable, argument: object, *
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # The service starting it runs its worker: the first workflow task comes back with
+            # the answer to the start, with no trip through the task queue (ADR 8).
+            request_eager_start=True,
         )
     except WorkflowAlreadyStartedError:
         log.info("%s already ran", id)

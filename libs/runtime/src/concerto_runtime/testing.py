@@ -48,3 +48,40 @@ async def eventually(probe: Callable[[], Awaitable[T]], *, timeout: float = 30, 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+class Executions:
+    """Tells a test activity whether this execution is one it has seen before.
+
+    A local activity runs again, under the same activity id and attempt, when the workflow
+    task that ran it is retried: for instance when a signal arrives just as the workflow
+    completes, the server refuses that completion and the task runs again. Like any activity it
+    runs at least once; a test that counts steps counts each one once."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str, int]] = set()
+
+    def first(self) -> bool:
+        from temporalio import activity
+
+        info = activity.info()
+        key = (info.workflow_run_id or "", info.activity_id, info.attempt)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+async def assert_replays(history, workflows: list[type]) -> None:
+    """The workflows' current code replays `history` (a WorkflowHistory, or the path of one
+    saved as JSON) without a non-determinism error, in the sandbox the services use."""
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+
+    from concerto_runtime.temporal import workflow_runner
+
+    if isinstance(history, Path):
+        history = WorkflowHistory.from_json(history.stem, history.read_text())
+    replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{history.workflow_id} no longer replays: {result.replay_failure}"

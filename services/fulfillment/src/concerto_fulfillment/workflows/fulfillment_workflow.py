@@ -10,11 +10,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from concerto_runtime.workflows import activity_options
+    from concerto_runtime.workflows import run_step
     from concerto_fulfillment.workflows.activities import FulfillmentActivities
     from concerto_fulfillment.workflows.inputs import FulfillOrder
-
-ACTIVITY_OPTIONS = activity_options()
 
 
 @workflow.defn
@@ -28,11 +26,11 @@ class FulfillmentWorkflow:
 
     @workflow.run
     async def run(self, request: FulfillOrder) -> str:
-        reservation = await workflow.execute_activity_method(FulfillmentActivities.reserve_stock, request, **ACTIVITY_OPTIONS)
+        reservation = await run_step(FulfillmentActivities.reserve_stock, request)
         if not reservation.reserved:
             return "unavailable"
         if not self._order_cancelled:
-            await workflow.execute_activity_method(FulfillmentActivities.schedule_shipment, request, **ACTIVITY_OPTIONS)
+            await run_step(FulfillmentActivities.schedule_shipment, request)
             # Wait for the carrier's pick-up, unless the order is cancelled meanwhile.
             try:
                 await workflow.wait_condition(
@@ -42,11 +40,11 @@ class FulfillmentWorkflow:
                 pass
         if self._order_cancelled:
             return await self._release(request)
-        dispatched = await workflow.execute_activity_method(FulfillmentActivities.dispatch_shipment, request, **ACTIVITY_OPTIONS)
+        dispatched = await run_step(FulfillmentActivities.dispatch_shipment, request)
         if workflow.patched("dispatch-checks-cancellation") and not dispatched:
             return await self._release(request)  # cancelled at the last moment: the parcel stays
         return "dispatched"
 
     async def _release(self, request: FulfillOrder) -> str:
-        await workflow.execute_activity_method(FulfillmentActivities.release_stock, request, **ACTIVITY_OPTIONS)
+        await run_step(FulfillmentActivities.release_stock, request)
         return "cancelled"

@@ -7,11 +7,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from concerto_runtime.workflows import activity_options
+    from concerto_runtime.workflows import run_step
     from concerto_loyalty.workflows.activities import LoyaltyActivities
     from concerto_loyalty.workflows.inputs import AccountChange
 
-ACTIVITY_OPTIONS = activity_options()
 # Keep each run's history short: start afresh after this many changes.
 CHANGES_PER_RUN = 200
 
@@ -30,7 +29,7 @@ class LoyaltyAccountWorkflow:
         self._pending[:0] = carried_over or []
         for _ in range(CHANGES_PER_RUN):
             await workflow.wait_condition(lambda: bool(self._pending))
-            await workflow.execute_activity_method(LoyaltyActivities.apply_change, self._pending.pop(0), **ACTIVITY_OPTIONS)
+            await run_step(LoyaltyActivities.apply_change, self._pending.pop(0))
         # Changes that arrived meanwhile travel on to the next run.
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(args=[customer_id, self._pending])

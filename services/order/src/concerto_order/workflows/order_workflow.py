@@ -17,7 +17,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from concerto_runtime.workflows import activity_options
+    from concerto_runtime.workflows import run_step
     from concerto_contracts.events import PaymentCompleted, PaymentFailed, ShipmentDispatched, ShipmentScheduled
     from concerto_contracts.http import OrderStatus, PaymentView, ShipmentView
     from concerto_order.workflows.activities import OrderActivities
@@ -29,8 +29,6 @@ with workflow.unsafe.imports_passed_through():
         PlaceOrder,
         RecordProgress,
     )
-
-ACTIVITY_OPTIONS = activity_options()
 
 
 @workflow.defn
@@ -68,10 +66,10 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, order: PlaceOrder) -> OrderOutcome:
-        pricing = await workflow.execute_activity_method(OrderActivities.price_order, order, **ACTIVITY_OPTIONS)
+        pricing = await run_step(OrderActivities.price_order, order)
         if pricing.snapshot is None:
             return await self._cancel(order, pricing.rejection or "rejected")
-        await workflow.execute_activity_method(
+        await run_step(
             OrderActivities.confirm_order,
             ConfirmOrder(
                 order_id=order.order_id,
@@ -79,7 +77,6 @@ class OrderWorkflow:
                 snapshot=pricing.snapshot,
                 payment_method_id=order.payment_method_id,
             ),
-            **ACTIVITY_OPTIONS,
         )
         self._status = OrderStatus.CONFIRMED
 
@@ -122,10 +119,9 @@ class OrderWorkflow:
         sent = ShipmentDispatched.model_validate(dispatched.data)
         await self._progress(order, OrderStatus.SHIPPED, shipment=_shipment_view(shipment, sent))
 
-        await workflow.execute_activity_method(
+        await run_step(
             OrderActivities.complete_order,
             CloseOrder(order_id=order.order_id, correlation_id=order.correlation_id, causation_id=dispatched.event_id),
-            **ACTIVITY_OPTIONS,
         )
         self._status = OrderStatus.COMPLETED
         return OrderOutcome(status=OrderStatus.COMPLETED)
@@ -154,15 +150,11 @@ class OrderWorkflow:
         return self._compensation_reason or on_deadline
 
     async def _progress(self, order: PlaceOrder, status: OrderStatus, **details) -> None:
-        await workflow.execute_activity_method(
-            OrderActivities.record_progress,
-            RecordProgress(order_id=order.order_id, status=status, **details),
-            **ACTIVITY_OPTIONS,
-        )
+        await run_step(OrderActivities.record_progress, RecordProgress(order_id=order.order_id, status=status, **details))
         self._status = status
 
     async def _cancel(self, order: PlaceOrder, reason: str, cause: EventReceived | None = None) -> OrderOutcome:
-        await workflow.execute_activity_method(
+        await run_step(
             OrderActivities.cancel_order,
             CloseOrder(
                 order_id=order.order_id,
@@ -170,7 +162,6 @@ class OrderWorkflow:
                 causation_id=cause.event_id if cause else None,
                 reason=reason,
             ),
-            **ACTIVITY_OPTIONS,
         )
         self._status = OrderStatus.CANCELLED
         return OrderOutcome(status=OrderStatus.CANCELLED, cancellation_reason=reason)

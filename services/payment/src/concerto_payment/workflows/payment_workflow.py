@@ -10,7 +10,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from concerto_runtime.workflows import activity_options
+    from concerto_runtime.workflows import activity_options, run_step
     from concerto_payment.workflows.activities import PaymentActivities
     from concerto_payment.workflows.inputs import ChargeResult, CollectPayment, PaymentResult, RefundPayment
 
@@ -35,7 +35,7 @@ class PaymentWorkflow:
             # No gateway could take the payment before its deadline.
             charge = ChargeResult(approved=False, decline_reason="unavailable")
         result = PaymentResult(request=request, charge=charge)
-        await workflow.execute_activity_method(PaymentActivities.record_payment, result, **ACTIVITY_OPTIONS)
+        await run_step(PaymentActivities.record_payment, result)
         if charge.decline_reason in ("unavailable", "cancelled"):
             # An earlier attempt whose answer was lost may still have charged the card: undo it.
             await workflow.execute_activity_method(PaymentActivities.release_unclaimed_charge, request, **ACTIVITY_OPTIONS)

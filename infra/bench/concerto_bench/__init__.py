@@ -1,0 +1,1 @@
+"""Concerto's benchmark: the harness (bench) and the floor it is measured against (floor)."""
