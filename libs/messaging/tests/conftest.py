@@ -238,9 +238,9 @@ class RecordingConsumer(EventConsumer):
         super().__init__(**kwargs)
         self.delivered: list[ConsumerRecord] = []
 
-    async def process(self, record: ConsumerRecord) -> None:
-        self.delivered.append(record)
-        await super().process(record)
+    async def process_batch(self, records: list[ConsumerRecord]) -> None:
+        self.delivered.extend(records)
+        await super().process_batch(records)
 
 
 @dataclass

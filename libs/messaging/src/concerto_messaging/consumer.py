@@ -1,7 +1,8 @@
 """The consuming side: each event is handled once per consumer group, in a database
-transaction that also records it in the inbox; offsets are committed only after those
-transactions, once per batch of records. A message that still fails after bounded retries
-goes to the group's dead-letter topic, with the reason in its headers, and the consumer moves on."""
+transaction that also records it in the inbox (one transaction for a batch of records, when
+all of it succeeds); offsets are committed only after those transactions, once per batch. A
+message that still fails after bounded retries goes to the group's dead-letter topic, with the
+reason in its headers, and the consumer moves on."""
 
 from __future__ import annotations
 
@@ -108,14 +109,13 @@ class EventConsumer:
                 batches = await self._consumer.getmany(timeout_ms=1000, max_records=self.batch_size)
                 handled = {}
                 for partition, records in batches.items():
-                    for record in records:
-                        if self.controls.paused:
-                            # Paused meanwhile: the rest of the batch waits for the resume.
-                            self._consumer.seek(partition, record.offset)
-                            break
-                        await self.process(record)
-                        handled[partition] = record.offset + 1
-                        self._read_until[partition] = (record.offset + 1, record.timestamp)
+                    if self.controls.paused:
+                        # Paused meanwhile: these records wait for the resume.
+                        self._consumer.seek(partition, records[0].offset)
+                        continue
+                    await self.process_batch(records)
+                    handled[partition] = records[-1].offset + 1
+                    self._read_until[partition] = (records[-1].offset + 1, records[-1].timestamp)
                 if handled:
                     # One commit per batch, not per record. A crash before it hands the batch
                     # out again; the inbox makes a second delivery change nothing.
@@ -123,29 +123,73 @@ class EventConsumer:
         finally:
             await self._consumer.stop()
 
+    async def process_batch(self, records: list[ConsumerRecord]) -> None:
+        """A partition's records, handled in one transaction: one inbox look-up and one commit
+        for all of them; under load batches grow and the cost per event falls. If one of them
+        fails, the transaction rolls back and the records are handled one at a time, the one
+        that failed with the attempts it has left."""
+        work = []
+        for record in records:
+            prepared = self._prepare(record)
+            if isinstance(prepared, UndecodableEvent):
+                work = []  # a dead letter to write: the careful way, one at a time
+                break
+            if prepared is not None:
+                work.append((record, *prepared))
+        if len(work) < 2:
+            for record in records:
+                await self.process(record)
+            return
+        current = 0
+        try:
+            async with self._sessions() as session, session.begin():
+                seen = set(
+                    await session.scalars(
+                        select(inbox.c.event_id).where(
+                            inbox.c.consumer_group == self.group_id,
+                            inbox.c.event_id.in_([envelope.id for _, envelope, _ in work]),
+                        )
+                    )
+                )
+                for current, (_, envelope, handler) in enumerate(work):
+                    if envelope.id not in seen:
+                        seen.add(envelope.id)
+                        await self._apply(envelope, handler, session)
+        except Exception as exc:
+            log.warning("%s %s failed in a batch: handling the batch one at a time", work[current][1].type, work[current][1].id)
+            for index, (record, envelope, handler) in enumerate(work):
+                await self._handle_with_retries(record, envelope, handler, failed=exc if index == current else None)
+
     async def process(self, record: ConsumerRecord) -> None:
+        prepared = self._prepare(record)
+        if isinstance(prepared, UndecodableEvent):
+            await self._dead_letter(record, reason="undecodable", error=str(prepared))
+        elif prepared is not None:
+            await self._handle_with_retries(record, *prepared)
+
+    def _prepare(self, record: ConsumerRecord) -> tuple[Envelope, Handler] | UndecodableEvent | None:
+        """The event and its handler; None for an event this context does not react to (not
+        even decoded when its type header says so); the error for one that cannot be decoded."""
         announced = next((value for name, value in record.headers or () if name == "ce_type"), None)
         if announced is not None and announced.decode(errors="replace") not in self.handlers:
-            return  # an event this context does not react to: not even decoded
+            return None
         try:
             envelope = decode(record.headers, record.key, record.value)
         except UndecodableEvent as exc:
-            await self._dead_letter(record, reason="undecodable", error=str(exc))
-            return
+            return exc
         handler = self.handlers.get(envelope.type)
-        if handler is None:
-            return  # an event this context does not react to
-        token = otel_context.attach(context_from(envelope.traceparent))
-        try:
-            with bind(correlation_id=envelope.correlation_id, order_id=envelope.key):
-                await self._handle_with_retries(record, envelope, handler)
-        finally:
-            otel_context.detach(token)
+        return (envelope, handler) if handler is not None else None
 
-    async def _handle_with_retries(self, record: ConsumerRecord, envelope: Envelope, handler: Handler) -> None:
+    async def _handle_with_retries(
+        self, record: ConsumerRecord, envelope: Envelope, handler: Handler, failed: Exception | None = None
+    ) -> None:
+        """`failed`: the error of an attempt already made (in a batch), which counts."""
+        attempts = self._max_attempts - (failed is not None)
         try:
+            if attempts < 1:
+                raise failed
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._max_attempts),
+                stop=stop_after_attempt(attempts),
                 wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
                 # Never retry a BaseException: a cancelled consumer (shutdown) must stop, not handle again.
                 retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(UndecodableEvent),
@@ -158,8 +202,6 @@ class EventConsumer:
             await self._dead_letter(record, reason="handler_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _handle_once(self, envelope: Envelope, handler: Handler) -> None:
-        if {envelope.type, type(envelope.event).__name__} & set(self.controls.fail_event_types):
-            raise InjectedFault(f"{type(envelope.event).__name__} is set to fail in the consumer controls")
         # The look-up only reads: no write lock is taken for an event seen before, and a handler
         # that only signals a workflow holds the lock just for its inbox row, not for the call.
         async with self._read_sessions() as session:
@@ -172,12 +214,24 @@ class EventConsumer:
             log.info("duplicate %s %s ignored", envelope.type, envelope.id)
             return
         async with self._sessions() as session, session.begin():
-            await handler(envelope, session)
-            # A concurrent delivery of the same event fails this primary key and rolls back;
-            # the retry then finds the event in the inbox.
-            await session.execute(
-                insert(inbox).values(consumer_group=self.group_id, event_id=envelope.id, event_type=envelope.type)
-            )
+            await self._apply(envelope, handler, session)
+
+    async def _apply(self, envelope: Envelope, handler: Handler, session: AsyncSession) -> None:
+        """Runs the handler in the caller's transaction, in the event's trace and log context,
+        and records the event in the inbox with it."""
+        if {envelope.type, type(envelope.event).__name__} & set(self.controls.fail_event_types):
+            raise InjectedFault(f"{type(envelope.event).__name__} is set to fail in the consumer controls")
+        token = otel_context.attach(context_from(envelope.traceparent))
+        try:
+            with bind(correlation_id=envelope.correlation_id, order_id=envelope.key):
+                await handler(envelope, session)
+        finally:
+            otel_context.detach(token)
+        # A concurrent delivery of the same event fails this primary key and rolls back;
+        # the retry then finds the event in the inbox.
+        await session.execute(
+            insert(inbox).values(consumer_group=self.group_id, event_id=envelope.id, event_type=envelope.type)
+        )
 
     async def _dead_letter(self, record: ConsumerRecord, *, reason: str, error: str) -> None:
         log.error("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, error)
