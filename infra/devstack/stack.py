@@ -235,7 +235,6 @@ COMPONENTS = [
             # workflow task's: fewer round trips per order (ADR 8).
             "--dynamic-config-value", "system.enableEagerWorkflowStart=true",
             "--dynamic-config-value", "system.enableActivityEagerExecution=true",
-            "--sqlite-pragma", "synchronous=normal",
         ],
         probe=temporal_probe, prepare=prepare_temporal, stop_timeout=15, stage=1,
     ),
