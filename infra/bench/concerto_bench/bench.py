@@ -195,7 +195,22 @@ async def place(client: httpx.AsyncClient, target: Target, order: Order, deadlin
         order.error = type(exc).__name__
 
 
+async def settle(target: Target, *, quiet: float = 0.15, deadline: float = 90) -> None:
+    """Wait (up to `deadline` seconds) until what is measured is quiet, using under `quiet` of a
+    core: a step must not pay for the backlog the one before it left (a consumer catching up)."""
+    start = time.time()
+    before = sum(cpu for cpu, _ in sample(target.groups).values())
+    while time.time() - start < deadline:
+        await asyncio.sleep(1.0)
+        now = sum(cpu for cpu, _ in sample(target.groups).values())
+        if now - before < quiet:
+            return
+        before = now
+    say(f"{target.name} still busy after {deadline:g} s; going on")
+
+
 async def run_step(target: Target, rate: float, seconds: float, *, drain: float, first: int, label: str) -> Step:
+    await settle(target)
     step = Step(target=target.name, offered_rate=rate, seconds=seconds)
     count = max(1, round(rate * seconds))
     orders: list[Order] = []
@@ -501,6 +516,7 @@ def plot(results: dict, path: Path) -> None:
 
     matplotlib.use("Agg")  # no display: write the file
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
     styles = {"platform": "tab:blue", "floor": "tab:gray"}
@@ -514,6 +530,9 @@ def plot(results: dict, path: Path) -> None:
     axes.set_xlabel("offered orders per second")
     axes.set_ylabel("seconds from POST to terminal status")
     axes.set_yscale("log")
+    axes.yaxis.set_major_locator(FixedLocator([1, 1.5, 2, 3, 5, 10, 20, 40, 80]))
+    axes.yaxis.set_minor_locator(NullLocator())
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g} s"))
     axes.set_title(f"Concerto on {results['machine']['cpus']} cores: latency against offered rate ({results['when'][:10]})")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
@@ -543,7 +562,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="the stack's data dir (default: .data/bench, or .data with --use-running)")
     parser.add_argument("--gateway-url", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080"))
     parser.add_argument("--targets", default="floor,platform", help="floor, platform or both (default)")
-    parser.add_argument("--rates", default="1,2,4,6,8,10,12,15,20", help="offered orders per second, in steps")
+    parser.add_argument("--rates", default="1,2,3,3.5,4,4.5,5,6,8,10,12,15", help="offered orders per second, in steps")
     parser.add_argument("--step-seconds", type=float, default=30)
     parser.add_argument("--drain", type=float, default=60, help="seconds a step's last orders get to end")
     parser.add_argument("--idle-orders", type=int, default=5, help="single orders at idle, one after the other")
