@@ -237,9 +237,11 @@ class RecordingConsumer(EventConsumer):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.delivered: list[ConsumerRecord] = []
+        self.batches: list[int] = []  # how many records each batch held
 
     async def process_batch(self, records: list[ConsumerRecord]) -> None:
         self.delivered.extend(records)
+        self.batches.append(len(records))
         await super().process_batch(records)
 
 

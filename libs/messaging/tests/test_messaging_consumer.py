@@ -236,6 +236,62 @@ async def test_a_failing_handler_is_retried_then_dead_lettered_and_the_consumer_
     consumers.check_running()
 
 
+async def test_a_batch_with_a_failing_event_applies_the_others_once_and_dead_letters_that_one(
+    db, kafka, order_topic, consumers, helpers
+):
+    """Records that arrive together are handled in one transaction. One that fails rolls the
+    batch back; then each record is handled alone, the failing one with the attempts it has left."""
+    group = helpers.unique("group")
+    calls = []
+
+    async def explode(envelope):
+        if envelope.event.reason == "explode":
+            raise RuntimeError("boom")
+
+    order_id = helpers.unique("ord")
+    first, bad, last = (helpers.encode(helpers.cancelled(order_id, reason=reason)) for reason in ("first", "explode", "last"))
+    for record in (first, bad, last):
+        await kafka.send(record)  # all on the broker before the consumer starts: one batch
+    consumer = consumers.start(
+        group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls, before=explode)},
+        max_attempts=2,
+    )
+
+    await _wait_applied(db, helpers, _ce_id(last), what="the event after the failing one")
+    [dead] = await kafka.read_all(Topics.dead_letter(group), at_least=1)
+    assert consumer.batches[0] == 3, consumer.batches
+    assert dict(dead.headers)["ce_id"] == _ce_id(bad).encode()
+    assert [c.id for c in calls].count(_ce_id(bad)) == 2  # two attempts in all, the batch's one included
+    for event in (first, last):
+        assert await _applied(db, helpers, _ce_id(event)) == 1
+        assert await db.count(inbox, inbox.c.event_id == _ce_id(event)) == 1
+    assert await _applied(db, helpers, _ce_id(bad)) == 0
+    await _wait_committed(kafka, group, order_topic, 3)
+    consumers.check_running()
+
+
+async def test_an_event_type_the_group_does_not_handle_is_skipped_undecoded(db, kafka, order_topic, consumers, helpers):
+    """Its type header is enough: even an unreadable body is not dead-lettered, while an
+    unreadable record of a type the group handles is."""
+    group = helpers.unique("group")
+    calls = []
+    consumer = consumers.start(group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls)})
+    order_id = helpers.unique("ord")
+    template = helpers.encode(helpers.cancelled(order_id))
+    other_type = [(k, b"concerto.order.OrderCompleted.v1" if k == "ce_type" else v) for k, v in template.headers]
+    await kafka.send(template, value=b"not json", headers=other_type)
+    handled_type = await kafka.send(template, value=b"not json")
+    good = helpers.encode(helpers.cancelled(order_id, reason="good"))
+    await kafka.send(good)
+
+    await _wait_applied(db, helpers, _ce_id(good))
+    [dead] = await kafka.read_all(Topics.dead_letter(group), at_least=1)
+    assert int(dict(dead.headers)["dlq_original_offset"]) == handled_type.offset
+    assert [c.id for c in calls] == [_ce_id(good)]
+    assert len(consumer.delivered) == 3
+    await _wait_committed(kafka, group, order_topic, 3)
+
+
 # --- (g) offsets are committed only after processing ---------------------------------------
 
 
