@@ -18,33 +18,18 @@ from pathlib import Path
 
 import httpx
 
+# Run as a script, this file's directory (infra/bench) is on the path: make bench's package.
+from concerto_bench.bench import sample, stack_groups
+
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
 CUSTOMER = {"X-API-Key": os.environ.get("CONCERTO_API_KEY", "dev-key")}
 ADMIN = {"X-API-Key": os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")}
-TICKS = os.sysconf("SC_CLK_TCK")
 COMPONENTS = ("temporal", "kafka", "order", "payment", "fulfillment", "loyalty", "monitor", "gateway")
 
 
 def cpu_seconds(data: Path) -> dict[str, float]:
-    """utime + stime of every live process in each component's process group."""
-    groups = {}
-    for name in COMPONENTS:
-        try:
-            groups[int((data / "run" / f"{name}.pid").read_text())] = name
-        except (OSError, ValueError):
-            pass
-    totals = dict.fromkeys(groups.values(), 0.0)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        name = groups.get(int(fields[2]))
-        if name:
-            totals[name] += (int(fields[11]) + int(fields[12])) / TICKS
-    return totals
+    """CPU seconds so far of each component's process group (read by make bench's helpers)."""
+    return {name: cpu for name, (cpu, _) in sample(stack_groups(data, list(COMPONENTS))).items()}
 
 
 def body(customer: str, sku: str) -> dict:

@@ -18,8 +18,6 @@ from pathlib import Path
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 from temporalio.service import RPCError, RPCStatusCode
 
 from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, ShippingAddress, Totals
@@ -215,11 +213,7 @@ async def test_fulfillment_workflow_replays_a_history_from_before_the_dispatch_p
     """A fulfillment that dispatched under the old code (its activity answered nothing) replays
     unchanged: workflow.patched keeps it on the old branch."""
     history = WorkflowHistory.from_json("fulfillment-history-fixture", HAPPY_PATH_V1_HISTORY.read_text())
-    async with create_worker(env.client, f"replay-{uuid.uuid4().hex[:8]}", [FulfillmentWorkflow], []) as worker:
-        runner = worker.config()["workflow_runner"]
-    replayer = Replayer(workflows=[FulfillmentWorkflow], data_converter=pydantic_data_converter, workflow_runner=runner)
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(history, [FulfillmentWorkflow])
 
 
 async def test_fulfillment_workflow_replays_a_history_from_before_local_activities():

@@ -21,17 +21,16 @@ from types import SimpleNamespace
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Worker
 
 from concerto_monitor.messaging.handlers import set_watch
 from concerto_monitor.workflows.inputs import TASK_QUEUE, WATCH_WORKFLOW_ID, WatchUpdate
 from concerto_monitor.workflows.saga_watch import WAKES_PER_RUN, SagaWatch
 from concerto_runtime import create_worker, signal_with_start
-from concerto_runtime.testing import eventually, time_skipping_environment
+from concerto_runtime.testing import assert_replays, eventually, time_skipping_environment
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -338,14 +337,10 @@ async def test_monitor_watch_replays_its_own_history(env):
         WatchUpdate(version=4, deadline=start + 2 * HOUR),
         WatchUpdate(version=5),
     )
-    async with watching(env.client, WatchUpdate(version=1, deadline=start + 10 * MINUTE), fake) as (handle, worker):
+    async with watching(env.client, WatchUpdate(version=1, deadline=start + 10 * MINUTE), fake) as (handle, _):
         await handle.signal(SagaWatch.watch, WatchUpdate(version=2, deadline=start + 30 * MINUTE))
         assert await handle.result() == DONE
         history = await handle.fetch_history()
     assert len(fake.times) == 3
 
-    replayer = Replayer(
-        workflows=[SagaWatch], data_converter=pydantic_data_converter, workflow_runner=worker.config()["workflow_runner"]
-    )
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(history, [SagaWatch])

@@ -26,9 +26,8 @@ import pytest
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Worker
 
 from concerto_contracts.events import (
     DomainEvent,
@@ -52,7 +51,7 @@ from concerto_order.workflows.inputs import (
 )
 from concerto_order.workflows.order_workflow import OrderWorkflow
 from concerto_runtime.temporal import create_worker
-from concerto_runtime.testing import Executions, eventually, time_skipping_environment
+from concerto_runtime.testing import Executions, assert_replays, eventually, time_skipping_environment
 
 HISTORIES = Path(__file__).parent / "histories"
 HAPPY_PATH_HISTORY = HISTORIES / "order_happy_path.json"
@@ -482,56 +481,38 @@ async def test_order_workflow_replays_a_dispatch_deadline_history_from_before_th
     """An order that was cancelled at its dispatch deadline under the old code replays unchanged
     (workflow.patched keeps the old branch for it)."""
     history = WorkflowHistory.from_json("order-history-dispatch-deadline", DISPATCH_DEADLINE_V1_HISTORY.read_text())
-    async with create_worker(env.client, f"replay-{uuid.uuid4().hex[:8]}", [OrderWorkflow], []) as worker:
-        replayer = replayer_like(worker)
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(history, [OrderWorkflow])
 
 
-async def happy_path_history(client: Client, order: PlaceOrder) -> tuple[WorkflowHistory, Worker]:
-    """Runs an order from start to COMPLETED and returns its history (and the worker that ran it,
-    whose workflow runner replays it). Also the generator of the committed history fixture."""
-    async with running(client, order) as (handle, _, worker):
+async def happy_path_history(client: Client, order: PlaceOrder) -> WorkflowHistory:
+    """Runs an order from start to COMPLETED and returns its history. Also the generator of the
+    committed history fixture."""
+    async with running(client, order) as (handle, _, _):
         await signal(handle, *whole_journey(order))
         assert (await handle.result()).status == OrderStatus.COMPLETED
-        return await handle.fetch_history(), worker
-
-
-def replayer_like(worker: Worker) -> Replayer:
-    # The runner create_worker configures (sandbox restrictions included), not a default one.
-    return Replayer(
-        workflows=[OrderWorkflow], data_converter=pydantic_data_converter, workflow_runner=worker.config()["workflow_runner"]
-    )
+        return await handle.fetch_history()
 
 
 async def test_order_workflow_replays_its_own_history(env):
-    history, worker = await happy_path_history(env.client, place_order())
-    result = await replayer_like(worker).replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(await happy_path_history(env.client, place_order()), [OrderWorkflow])
 
 
 async def test_order_workflow_replays_the_committed_happy_path_history(env):
     assert HAPPY_PATH_HISTORY.exists(), f"{HAPPY_PATH_HISTORY} is missing: see this module's docstring to regenerate it"
     history = WorkflowHistory.from_json(f"order-{HISTORY_ORDER_ID}", HAPPY_PATH_HISTORY.read_text())
-    async with create_worker(env.client, f"replay-{uuid.uuid4().hex[:8]}", [OrderWorkflow], []) as worker:
-        replayer = replayer_like(worker)
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(history, [OrderWorkflow])
 
 
 async def test_order_workflow_replays_a_history_from_before_local_activities(env):
     """An order whose steps ran as regular activities replays unchanged (run_step's patch keeps
     the old branch for it)."""
     history = WorkflowHistory.from_json(f"order-{HISTORY_ORDER_ID}", REMOTE_ACTIVITIES_HISTORY.read_text())
-    async with create_worker(env.client, f"replay-{uuid.uuid4().hex[:8]}", [OrderWorkflow], []) as worker:
-        replayer = replayer_like(worker)
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(history, [OrderWorkflow])
 
 
 async def write_happy_path_history() -> None:
     async with time_skipping_environment() as env:
-        history, _ = await happy_path_history(env.client, place_order(HISTORY_ORDER_ID))
+        history = await happy_path_history(env.client, place_order(HISTORY_ORDER_ID))
     HISTORIES.mkdir(exist_ok=True)
     HAPPY_PATH_HISTORY.write_text(json.dumps(history.to_json_dict(), indent=2) + "\n")
     print(f"wrote {HAPPY_PATH_HISTORY}")

@@ -12,8 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from temporalio import activity
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from concerto_runtime.temporal import workflow_runner
 
 T = TypeVar("T")
 
@@ -62,8 +67,6 @@ class Executions:
         self._seen: set[tuple[str, str, int]] = set()
 
     def first(self) -> bool:
-        from temporalio import activity
-
         info = activity.info()
         key = (info.workflow_run_id or "", info.activity_id, info.attempt)
         if key in self._seen:
@@ -75,11 +78,6 @@ class Executions:
 async def assert_replays(history, workflows: list[type]) -> None:
     """The workflows' current code replays `history` (a WorkflowHistory, or the path of one
     saved as JSON) without a non-determinism error, in the sandbox the services use."""
-    from temporalio.client import WorkflowHistory
-    from temporalio.worker import Replayer
-
-    from concerto_runtime.temporal import workflow_runner
-
     if isinstance(history, Path):
         history = WorkflowHistory.from_json(history.stem, history.read_text())
     replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
