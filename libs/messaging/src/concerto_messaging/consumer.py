@@ -128,17 +128,12 @@ class EventConsumer:
         for all of them; under load batches grow and the cost per event falls. If one of them
         fails, the transaction rolls back and the records are handled one at a time, the one
         that failed with the attempts it has left."""
-        work = []
-        for record in records:
-            prepared = self._prepare(record)
-            if isinstance(prepared, UndecodableEvent):
-                work = []  # a dead letter to write: the careful way, one at a time
-                break
-            if prepared is not None:
-                work.append((record, *prepared))
-        if len(work) < 2:
-            for record in records:
-                await self.process(record)
+        prepared = [(record, self._prepare(record)) for record in records]
+        work = [(record, *item) for record, item in prepared if isinstance(item, tuple)]
+        if len(work) < 2 or any(isinstance(item, UndecodableEvent) for _, item in prepared):
+            # Nothing to share, or a dead letter to write: the careful way, one at a time.
+            for record, item in prepared:
+                await self._handle(record, item)
             return
         current = 0
         try:
@@ -160,8 +155,8 @@ class EventConsumer:
             for index, (record, envelope, handler) in enumerate(work):
                 await self._handle_with_retries(record, envelope, handler, failed=exc if index == current else None)
 
-    async def process(self, record: ConsumerRecord) -> None:
-        prepared = self._prepare(record)
+    async def _handle(self, record: ConsumerRecord, prepared: tuple[Envelope, Handler] | UndecodableEvent | None) -> None:
+        """One record on its own (what _prepare made of it)."""
         if isinstance(prepared, UndecodableEvent):
             await self._dead_letter(record, reason="undecodable", error=str(prepared))
         elif prepared is not None:
