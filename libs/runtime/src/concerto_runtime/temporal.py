@@ -51,8 +51,8 @@ def create_worker(client: Client, task_queue: str, workflows: Sequence[type], ac
 
 
 async def start_once(client: Client, workflow_run: Callable, argument: object, *, id: str, task_queue: str) -> None:
-    """Start a workflow for an event, whatever redelivers the event: if the workflow is
-    running, or has run, under that id, nothing new starts."""
+    """Start a workflow for an event or a request, however often it is redelivered or retried:
+    if the workflow is running, or has run, under that id, nothing new starts."""
     try:
         await client.start_workflow(
             workflow_run,

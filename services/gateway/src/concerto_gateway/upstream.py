@@ -1,5 +1,6 @@
 """Calls from the gateway to the services behind it. A service's own problem+json answers
-(4xx) are passed on as they are; an unreachable or failing service becomes a 502/503."""
+(4xx, and 503 "try again" with its Retry-After) are passed on as they are; an unreachable or
+failing service becomes a 502/503."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ class Upstream:
         except httpx.TransportError as exc:
             log.warning("%s service unreachable: %s", self.name, exc)
             raise Problem(503, "Service unavailable", f"the {self.name} service is unreachable") from None
-        if response.status_code >= 500:
+        try_again = response.status_code == 503 and response.headers.get("content-type", "").startswith("application/problem+json")
+        if response.status_code >= 500 and not try_again:
             log.error("%s service failed: %s %s", self.name, response.status_code, response.text[:500])
             raise Problem(502, "Bad gateway", f"the {self.name} service failed")
         return response
@@ -62,4 +64,5 @@ def relay(response: httpx.Response, request: Request) -> JSONResponse:
     media_type = response.headers.get("content-type", "application/json")
     if media_type.startswith("application/problem+json"):
         body["instance"] = request.url.path
-    return JSONResponse(body, status_code=response.status_code, media_type=media_type)
+    headers = {"Retry-After": response.headers["Retry-After"]} if "Retry-After" in response.headers else None
+    return JSONResponse(body, status_code=response.status_code, media_type=media_type, headers=headers)

@@ -12,6 +12,7 @@ from concerto_order.messaging.handlers import handlers
 from concerto_order.workflows.activities import OrderActivities
 from concerto_order.workflows.inputs import TASK_QUEUE
 from concerto_order.workflows.order_workflow import OrderWorkflow
+from concerto_order.workflows.starts import start_waiting_orders
 from concerto_runtime import Runtime, ServiceDefinition
 
 
@@ -40,4 +41,5 @@ definition = ServiceDefinition(
     publishes=[Topics.ORDER],
     router=router,
     on_start=seed_catalog,
+    background=lambda runtime: {"order starter": start_waiting_orders(runtime)},
 )

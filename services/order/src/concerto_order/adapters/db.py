@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Numeric, String, Table, func, select, update
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, Numeric, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts.http import OrderStatus
 from concerto_order.domain.model import Product
+from concerto_runtime.database import UtcDateTime
 
 tables = MetaData()
 
@@ -18,6 +19,7 @@ orders = Table(
     tables,
     Column("order_id", String(64), primary_key=True),
     Column("customer_id", String(64), nullable=False, index=True),
+    # Indexed with created_at: the order starter looks for orders still PENDING (workflows/starts.py).
     Column("status", String(20), nullable=False),
     Column("correlation_id", String(64), nullable=False),
     Column("idempotency_key", String(200), unique=True, nullable=True),
@@ -28,8 +30,9 @@ orders = Table(
     Column("payment", JSON, nullable=True),
     Column("shipment", JSON, nullable=True),
     Column("cancellation_reason", String(100), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_at", UtcDateTime, nullable=False, default=lambda: now()),
+    Column("updated_at", UtcDateTime, nullable=False, default=lambda: now()),
+    Index("ix_orders_status_created_at", "status", "created_at"),
 )
 
 products = Table(
@@ -91,6 +94,19 @@ async def tier_of(session: AsyncSession, customer_id: str) -> str:
 
 
 async def update_order(session: AsyncSession, order_id: str, **values: Any) -> None:
-    await session.execute(
-        update(orders).where(orders.c.order_id == order_id).values(updated_at=datetime.now(timezone.utc), **values)
+    await session.execute(update(orders).where(orders.c.order_id == order_id).values(updated_at=now(), **values))
+
+
+async def pending_orders(session: AsyncSession, *, placed_before: datetime, limit: int) -> list[Any]:
+    """Orders still PENDING that were placed before `placed_before`, the oldest first."""
+    query = (
+        select(orders)
+        .where(orders.c.status == OrderStatus.PENDING, orders.c.created_at < placed_before)
+        .order_by(orders.c.created_at)
+        .limit(limit)
     )
+    return list((await session.execute(query)).all())
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from fastapi import APIRouter, Depends, Header
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from concerto_contracts.http import (
@@ -26,15 +26,15 @@ from concerto_observability import bind, new_correlation_id
 from concerto_order.adapters import db
 from concerto_order.domain.catalog import CURRENCY
 from concerto_order.domain.model import UnknownProducts, UnknownPromotions, check_order
-from concerto_order.workflows.inputs import TASK_QUEUE, PlaceOrder
+from concerto_order.workflows.inputs import workflow_id
 from concerto_order.workflows.order_workflow import OrderWorkflow
+from concerto_order.workflows.starts import start_order_workflow
 from concerto_runtime import Problem, Runtime, runtime_of
 
 router = APIRouter()
 
-
-def workflow_id(order_id: str) -> str:
-    return f"order-{order_id}"
+# How long a cancellation waits for the order's workflow before answering 503.
+CANCEL_TIMEOUT_SECONDS = 10
 
 
 @router.post("/orders", status_code=202)
@@ -76,18 +76,11 @@ async def place_order(
         order_id, correlation_id = existing.order_id, existing.correlation_id
         submission = OrderSubmission.model_validate(existing.submission)
 
-    # Started after the row is committed, and again on a retry: a crash in between loses nothing.
+    # The committed PENDING row is the request to start the workflow: if Temporal does not
+    # answer now, the order starter starts it when it does, and the client gets its 202 either
+    # way. A retry with the same Idempotency-Key reaches the same workflow, running or ended.
     with bind(correlation_id=correlation_id, order_id=order_id):
-        await runtime.temporal.start_workflow(
-            OrderWorkflow.run,
-            PlaceOrder(order_id=order_id, correlation_id=correlation_id, **submission.model_dump(exclude={"request_fingerprint"})),
-            id=workflow_id(order_id),
-            task_queue=TASK_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # This service's worker polls TASK_QUEUE: its first workflow task comes back with the
-            # answer to the start, with no trip through the task queue (ADR 8).
-            request_eager_start=True,
-        )
+        await start_order_workflow(runtime, order_id, correlation_id, submission)
     async with runtime.read_sessions() as session:
         status = (await db.get_order(session, order_id)).status
     return OrderAccepted(order_id=order_id, status=status, correlation_id=correlation_id)
@@ -122,16 +115,21 @@ async def cancel_order(order_id: str, runtime: Runtime = Depends(runtime_of)) ->
     if current.status.terminal:
         raise Problem(409, "Order cannot be cancelled", f"the order is already {current.status.lower()}")
     try:
-        await runtime.temporal.get_workflow_handle(workflow_id(order_id)).execute_update(
-            OrderWorkflow.request_cancellation
-        )
+        async with asyncio.timeout(CANCEL_TIMEOUT_SECONDS):
+            await runtime.temporal.get_workflow_handle(workflow_id(order_id)).execute_update(OrderWorkflow.request_cancellation)
     except WorkflowUpdateFailedError:
         raise Problem(409, "Order cannot be cancelled", "the order has already been handed to the carrier") from None
-    except RPCError:
-        # The workflow finished in the meantime: answer with what it became.
+    except (RPCError, TimeoutError):
+        # The workflow finished in the meantime, has not started yet, or Temporal is away.
         refreshed = await get_order(order_id, runtime)
-        if refreshed.status != OrderStatus.CANCELLED:
+        if refreshed.status == OrderStatus.CANCELLED:
+            return refreshed
+        if refreshed.status.terminal:
             raise Problem(409, "Order cannot be cancelled", f"the order is already {refreshed.status.lower()}") from None
+        raise Problem(
+            503, "Order cannot be cancelled right now", "the order's workflow could not be reached; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
     return await get_order(order_id, runtime)
 
 

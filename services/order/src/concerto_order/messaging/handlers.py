@@ -25,8 +25,7 @@ from concerto_contracts.events import (
 )
 from concerto_messaging import Handler
 from concerto_order.adapters import db
-from concerto_order.api.routes import workflow_id
-from concerto_order.workflows.inputs import EventReceived
+from concerto_order.workflows.inputs import EventReceived, workflow_id
 from concerto_order.workflows.order_workflow import OrderWorkflow
 from concerto_runtime import Runtime, signal_if_running
 

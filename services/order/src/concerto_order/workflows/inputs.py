@@ -10,6 +10,10 @@ from concerto_contracts.values import OrderSnapshot
 TASK_QUEUE = "order"
 
 
+def workflow_id(order_id: str) -> str:
+    return f"order-{order_id}"
+
+
 class PlaceOrder(BaseModel):
     order_id: str
     correlation_id: str
