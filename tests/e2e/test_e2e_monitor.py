@@ -393,7 +393,7 @@ async def test_a_dead_letter_is_redriven_once_its_cause_is_fixed(api, events, co
     letter = letters[0]
     assert letter["topic"] == Topics.PAYMENT, letter
     assert letter["consumer"] == "loyalty-service", letter
-    assert letter["reason"] == "handler_failed", letter
+    assert letter["reason"] == "rejected", letter
     assert letter["event_type"] == "concerto.payment.PaymentCompleted.v1", letter
     assert "PaymentCompleted" in letter["error"], letter
     assert letter["event_id"] and letter["dead_lettered_at"] and letter["redriven_at"] is None, letter

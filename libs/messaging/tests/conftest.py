@@ -23,8 +23,8 @@ from concerto_contracts import Envelope, KafkaRecord, encode
 from concerto_contracts.events import DomainEvent, OrderCancelled
 from concerto_messaging import EventConsumer, Handler, create_producer, ensure_topics
 from concerto_messaging import metadata as messaging_metadata
-from concerto_runtime.database import create_engine, create_sessions, create_tables
-from concerto_runtime.testing import eventually
+from concerto_runtime.database import create_sessions
+from concerto_runtime.testing import DATABASE_KINDS, eventually, fresh_database
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 SOURCE = "urn:concerto:messaging-tests"
@@ -180,29 +180,10 @@ async def order_topic(kafka, monkeypatch) -> str:
 # --- the database ------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'messaging.db'}"
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL variant is skipped (SQLite ran)")
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
-    return url
-
-
-@pytest.fixture
-async def engine(database_url) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    if not database_url.startswith("sqlite"):
-        # A shared server: start from empty tables (tests run one at a time).
-        async with engine.begin() as connection:
-            await connection.run_sync(test_metadata.drop_all)
-            await connection.run_sync(messaging_metadata.drop_all)
-    await create_tables(engine, messaging_metadata, test_metadata)
-    yield engine
-    await engine.dispose()
+@pytest.fixture(params=DATABASE_KINDS)
+async def engine(request, tmp_path) -> AsyncIterator[AsyncEngine]:
+    async with fresh_database(request.param, tmp_path, messaging_metadata, test_metadata) as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -239,10 +220,10 @@ class RecordingConsumer(EventConsumer):
         self.delivered: list[ConsumerRecord] = []
         self.batches: list[int] = []  # how many records each batch held
 
-    async def process_batch(self, records: list[ConsumerRecord]) -> None:
+    async def process_batch(self, records: list[ConsumerRecord]):
         self.delivered.extend(records)
         self.batches.append(len(records))
-        await super().process_batch(records)
+        return await super().process_batch(records)
 
 
 @dataclass
@@ -257,7 +238,6 @@ class Consumers:
         group_id: str,
         topics: list[str],
         handlers: dict[type[DomainEvent], Handler],
-        max_attempts: int = 3,
     ) -> RecordingConsumer:
         consumer = RecordingConsumer(
             group_id=group_id,
@@ -266,7 +246,6 @@ class Consumers:
             sessions=self.sessions,
             producer=self.kafka.producer,
             bootstrap_servers=self.kafka.bootstrap,
-            max_attempts=max_attempts,
         )
         self.tasks[consumer] = asyncio.create_task(consumer.run(), name=f"consumer {group_id}")
         return consumer

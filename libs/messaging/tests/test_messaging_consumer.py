@@ -1,16 +1,19 @@
 """The consuming side against the real broker: outbox -> Kafka -> EventConsumer, the inbox,
-duplicates, the dead-letter topic, retries, and when offsets are committed."""
+duplicates, the dead-letter topic, held partitions, a loop that starts again, and when offsets
+are committed."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
 from sqlalchemy import select, update
 
 from concerto_contracts import Topics
 from concerto_contracts.events import OrderCancelled
-from concerto_messaging import OutboxRelay, UnitOfWork
+from concerto_messaging import InvalidEvent, OutboxRelay, UnitOfWork
 from concerto_messaging.tables import inbox, outbox
 from concerto_runtime.testing import eventually
 
@@ -83,7 +86,6 @@ async def test_a_failed_attempt_rolls_back_the_handlers_write_and_the_retry_appl
         group_id=group,
         topics=[order_topic],
         handlers={OrderCancelled: helpers.recording_handler(calls, before=fail_first_attempt)},
-        max_attempts=3,
     )
     record = helpers.encode(helpers.cancelled())
     await kafka.send(record)
@@ -192,42 +194,35 @@ async def test_malformed_messages_are_dead_lettered_and_the_next_event_is_proces
     consumers.check_running()
 
 
-# --- (f) a handler that always fails -------------------------------------------------------
+# --- (f) failing handlers: rejected events are dead-lettered, anything else waits -----------
 
 
-@pytest.mark.parametrize("max_attempts", [1, 3])
-async def test_a_failing_handler_is_retried_then_dead_lettered_and_the_consumer_goes_on(
-    db, kafka, order_topic, consumers, helpers, max_attempts
+async def test_an_event_its_handler_rejects_is_dead_lettered_at_once_and_the_consumer_goes_on(
+    db, kafka, order_topic, consumers, helpers
 ):
     group = helpers.unique("group")
     calls = []
 
-    async def explode(envelope):
-        if envelope.event.reason == "explode":
-            raise RuntimeError("boom")
+    async def reject(envelope):
+        if envelope.event.reason == "nonsense":
+            raise InvalidEvent("no such cancellation reason")
 
-    consumers.start(
-        group_id=group,
-        topics=[order_topic],
-        handlers={OrderCancelled: helpers.recording_handler(calls, before=explode)},
-        max_attempts=max_attempts,
-    )
+    consumers.start(group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls, before=reject)})
     order_id = helpers.unique("ord")
-    bad = helpers.encode(helpers.cancelled(order_id, reason="explode"))
+    bad = helpers.encode(helpers.cancelled(order_id, reason="nonsense"))
     bad_meta = await kafka.send(bad)
+    [dead] = await kafka.read_all(Topics.dead_letter(group), at_least=1)
     good = helpers.encode(helpers.cancelled(order_id, reason="fine"))
     await kafka.send(good)
 
-    await _wait_applied(db, helpers, _ce_id(good), what="the event after the failing one")
-    assert [c.id for c in calls] == [_ce_id(bad)] * max_attempts + [_ce_id(good)]
-    # Every failed attempt rolled back: no write from the handler, no inbox row.
+    await _wait_applied(db, helpers, _ce_id(good), what="the event after the rejected one")
+    assert [c.id for c in calls] == [_ce_id(bad), _ce_id(good)], "a rejected event is not tried again"
+    # The rejected attempt rolled back: no write from the handler, no inbox row.
     assert await _applied(db, helpers, _ce_id(bad)) == 0
     assert await db.count(inbox, inbox.c.event_id == _ce_id(bad)) == 0
-
-    [dead] = await kafka.read_all(Topics.dead_letter(group), at_least=1)
     headers = dict(dead.headers)
-    assert headers["dlq_reason"] == b"handler_failed"
-    assert headers["dlq_error"] == b"RuntimeError: boom"
+    assert headers["dlq_reason"] == b"rejected"
+    assert headers["dlq_error"] == b"InvalidEvent: no such cancellation reason"
     assert headers["dlq_original_topic"] == order_topic.encode()
     assert (int(headers["dlq_original_partition"]), int(headers["dlq_original_offset"])) == (bad_meta.partition, bad_meta.offset)
     assert headers["ce_id"] == _ce_id(bad).encode()
@@ -236,38 +231,116 @@ async def test_a_failing_handler_is_retried_then_dead_lettered_and_the_consumer_
     consumers.check_running()
 
 
-async def test_a_batch_with_a_failing_event_applies_the_others_once_and_dead_letters_that_one(
+async def test_a_failing_handler_holds_its_partition_until_it_succeeds_while_the_others_go_on(
+    db, kafka, order_topic, consumers, helpers
+):
+    """A failure that may pass (a database or Temporal away, a bug about to be fixed) is never
+    dead-lettered: the partition waits at that event and tries it again, for as long as it
+    takes; the events behind it wait too (one order's events stay in order); other partitions
+    are not held up."""
+    group = helpers.unique("group")
+    calls = []
+    away = asyncio.Event()
+    away.set()
+
+    async def depends_on_something_away(envelope):
+        if envelope.event.reason == "stuck" and away.is_set():
+            raise ConnectionError("the database is away")
+
+    consumer = consumers.start(
+        group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls, before=depends_on_something_away)}
+    )
+    order_id = helpers.unique("ord")
+    stuck, behind = (helpers.encode(helpers.cancelled(order_id, reason=reason)) for reason in ("stuck", "behind"))
+    stuck_meta = await kafka.send(stuck)
+    await kafka.send(behind)
+    others = [helpers.encode(helpers.cancelled(helpers.unique("ord"), reason="other")) for _ in range(8)]
+    elsewhere = [record for record in others if (await kafka.send(record)).partition != stuck_meta.partition]
+    assert elsewhere, "with 3 partitions, some of 8 orders land on another one"
+
+    async def tried_again() -> bool:
+        held = consumer.held.get(TopicPartition(order_topic, stuck_meta.partition))
+        return held is not None and held.attempts >= 3
+
+    await eventually(tried_again, timeout=DEADLINE, what="the failing event to be tried again, its partition held")
+    for record in elsewhere:
+        await _wait_applied(db, helpers, _ce_id(record), what="an event on another partition, while one is held")
+    assert await _applied(db, helpers, _ce_id(behind)) == 0, "the event behind the failing one waits for it"
+    held = consumer.held[TopicPartition(order_topic, stuck_meta.partition)]
+    assert (held.offset, held.event, held.error) == (stuck_meta.offset, "concerto.order.OrderCancelled.v1", "ConnectionError: the database is away")
+
+    away.clear()  # the database is back
+    await _wait_applied(db, helpers, _ce_id(behind), what="the held partition to go on once the failure has passed")
+    assert await _applied(db, helpers, _ce_id(stuck)) == 1
+    assert [c.id for c in calls if c.id in (_ce_id(stuck), _ce_id(behind))][-2:] == [_ce_id(stuck), _ce_id(behind)]
+    assert consumer.held == {} and consumer.problem() is None
+    assert await kafka.read_all(Topics.dead_letter(group)) == []
+    await _wait_committed(kafka, group, order_topic, 2 + len(others))
+    consumers.check_running()
+
+
+async def test_a_batch_with_a_rejected_event_applies_the_others_once_and_dead_letters_that_one(
     db, kafka, order_topic, consumers, helpers
 ):
     """Records that arrive together are handled in one transaction. One that fails rolls the
-    batch back; then each record is handled alone, the failing one with the attempts it has left."""
+    batch back; then each record is handled alone."""
     group = helpers.unique("group")
     calls = []
 
-    async def explode(envelope):
-        if envelope.event.reason == "explode":
-            raise RuntimeError("boom")
+    async def reject(envelope):
+        if envelope.event.reason == "nonsense":
+            raise InvalidEvent("no such cancellation reason")
 
     order_id = helpers.unique("ord")
-    first, bad, last = (helpers.encode(helpers.cancelled(order_id, reason=reason)) for reason in ("first", "explode", "last"))
+    first, bad, last = (helpers.encode(helpers.cancelled(order_id, reason=reason)) for reason in ("first", "nonsense", "last"))
     for record in (first, bad, last):
         await kafka.send(record)  # all on the broker before the consumer starts: one batch
-    consumer = consumers.start(
-        group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls, before=explode)},
-        max_attempts=2,
-    )
+    consumer = consumers.start(group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls, before=reject)})
 
-    await _wait_applied(db, helpers, _ce_id(last), what="the event after the failing one")
+    await _wait_applied(db, helpers, _ce_id(last), what="the event after the rejected one")
     [dead] = await kafka.read_all(Topics.dead_letter(group), at_least=1)
     assert consumer.batches[0] == 3, consumer.batches
     assert dict(dead.headers)["ce_id"] == _ce_id(bad).encode()
-    assert [c.id for c in calls].count(_ce_id(bad)) == 2  # two attempts in all, the batch's one included
+    assert [c.id for c in calls].count(_ce_id(bad)) == 2  # in the batch, then alone
     for event in (first, last):
         assert await _applied(db, helpers, _ce_id(event)) == 1
         assert await db.count(inbox, inbox.c.event_id == _ce_id(event)) == 1
     assert await _applied(db, helpers, _ce_id(bad)) == 0
     await _wait_committed(kafka, group, order_topic, 3)
     consumers.check_running()
+
+
+async def test_a_consumer_whose_loop_fails_starts_again_and_says_so_meanwhile(db, kafka, order_topic, consumers, helpers):
+    """An offset commit refused (as after a rebalance) used to end the consumer's task for
+    good while the service stayed up. Now the loop starts again with a new Kafka consumer,
+    reports the failure until it reads again, and the event is handled once."""
+    group = helpers.unique("group")
+    calls = []
+    consumer = consumers.start(group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls)})
+    refused = []
+    real_commit = consumer._consumer.commit
+
+    async def refuse_once(offsets):  # the fault is injected; the broker and the retry are real
+        if not refused:
+            refused.append(offsets)
+            raise CommitFailedError("the group rebalanced")
+        await real_commit(offsets)
+
+    consumer._consumer.commit = refuse_once
+    record = helpers.encode(helpers.cancelled())
+    await kafka.send(record)
+
+    await eventually(lambda: _true(consumer.restarts == 1), timeout=DEADLINE, what="the loop to start again")
+    assert "CommitFailedError" in (consumer.problem() or ""), "the health check says why, while it waits"
+    await _wait_committed(kafka, group, order_topic, 1)
+    assert consumer.problem() is None
+    assert await _applied(db, helpers, _ce_id(record)) == 1, "delivered again after the restart, applied once"
+    assert await db.count(inbox, inbox.c.event_id == _ce_id(record)) == 1
+    consumers.check_running()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_an_event_type_the_group_does_not_handle_is_skipped_undecoded(db, kafka, order_topic, consumers, helpers):

@@ -1,18 +1,21 @@
 """The producing side: UnitOfWork writes the outbox with the state change; OutboxRelay
-publishes it to the real Kafka broker as binary-mode CloudEvents."""
+publishes it to the real Kafka broker as binary-mode CloudEvents, sets aside a row that keeps
+failing, and shares the outbox with another relay; housekeeping prunes what is done with."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from concerto_contracts import decode
 from concerto_contracts.events import OrderCancelled
 from concerto_messaging import OutboxRelay, UnitOfWork
-from concerto_messaging.tables import outbox
+from concerto_messaging.housekeeping import prune
+from concerto_messaging.tables import inbox, outbox
 from concerto_runtime.testing import eventually
 
 
@@ -168,3 +171,69 @@ async def test_relay_run_is_woken_by_a_commit(sessions, db, kafka, producer, ord
 async def _idle(relay: OutboxRelay) -> bool:
     # run() is idle once it awaits the wake event (it has a waiter then).
     return bool(getattr(relay.wake, "_waiters", None))
+
+
+@pytest.mark.integration
+async def test_a_row_that_keeps_failing_is_set_aside_and_holds_up_nothing(sessions, db, kafka, producer, order_topic, helpers):
+    before = await _place(sessions, helpers, helpers.unique("ord"), commit=True)
+    # Larger than the producer lets out (1 MB): refused on every attempt, by the real client.
+    async with sessions() as session, session.begin():
+        [template] = (await session.execute(select(outbox).where(outbox.c.event_id == before))).all()
+        await session.execute(
+            insert(outbox).values(event_id="too-large", event_type=template.event_type, topic=template.topic, key=template.key,
+                                  value=b"x" * 2_000_000, headers=template.headers)
+        )
+    after = await _place(sessions, helpers, helpers.unique("ord"), commit=True)
+    relay = OutboxRelay(sessions, producer, max_attempts=2)
+
+    assert await relay.publish_pending() == 2, "the rows before and after the bad one go out"
+    assert await relay.publish_pending() == 0
+    assert await relay.publish_pending() == 0, "set aside: no longer claimed"
+
+    [bad] = await db.rows(select(outbox).where(outbox.c.event_id == "too-large"))
+    assert (bad.attempts, bad.published_at) == (2, None)
+    assert bad.set_aside_at is not None and "MessageSizeTooLarge" in bad.last_error
+    assert await relay.set_aside() == 1
+    records = await kafka.read_all(order_topic, at_least=2)
+    assert sorted(dict(r.headers)["ce_id"].decode() for r in records) == sorted([before, after])
+
+
+@pytest.mark.integration
+async def test_two_relays_on_one_database_publish_each_row_once(sessions, db, kafka, producer, order_topic, helpers):
+    """Replicas of a service share its outbox: each relay claims rows with a lease before it
+    sends them, so two relays at work at once never both publish a row."""
+    event_ids = [await _place(sessions, helpers, helpers.unique("ord"), commit=True) for _ in range(30)]
+    first, second = OutboxRelay(sessions, producer, batch_size=4), OutboxRelay(sessions, producer, batch_size=4)
+
+    async def drain(relay: OutboxRelay) -> int:
+        total = 0
+        while published := await relay.publish_pending():
+            total += published
+        return total
+
+    shares = await asyncio.gather(drain(first), drain(second))
+
+    assert sum(shares) == 30
+    records = await kafka.read_all(order_topic, at_least=30)
+    assert sorted(dict(r.headers)["ce_id"].decode() for r in records) == sorted(event_ids), "each row published once"
+    assert await db.count(outbox, outbox.c.published_at.is_(None)) == 0
+
+
+async def test_pruning_deletes_old_published_rows_and_old_inbox_rows_only(sessions, db, helpers):
+    now = datetime.now(timezone.utc)
+    old_sent, new_sent, unsent = [await _place(sessions, helpers, helpers.unique("ord"), commit=True) for _ in range(3)]
+    async with sessions() as session, session.begin():
+        await session.execute(update(outbox).where(outbox.c.event_id == old_sent).values(published_at=now - timedelta(days=2)))
+        await session.execute(update(outbox).where(outbox.c.event_id == new_sent).values(published_at=now - timedelta(hours=1)))
+        await session.execute(
+            insert(inbox),
+            [
+                {"consumer_group": "g", "event_id": "old", "event_type": "t", "processed_at": now - timedelta(days=40)},
+                {"consumer_group": "g", "event_id": "recent", "event_type": "t", "processed_at": now - timedelta(days=1)},
+            ],
+        )
+
+    assert await prune(sessions, outbox_kept=timedelta(days=1), inbox_kept=timedelta(days=30), now=now) == (1, 1)
+
+    assert sorted(row.event_id for row in await db.rows(select(outbox))) == sorted([new_sent, unsent])
+    assert [row.event_id for row in await db.rows(select(inbox))] == ["recent"]

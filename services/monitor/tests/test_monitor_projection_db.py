@@ -4,7 +4,6 @@ a transaction each; what comes back out is what the timeline and SagaWatch read.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -12,7 +11,6 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
 from concerto_contracts import Envelope
@@ -33,29 +31,16 @@ from concerto_messaging.tables import outbox
 from concerto_monitor.adapters import db, repository
 from concerto_monitor.domain.definition import ORDER_SAGA
 from concerto_monitor.workflows.activities import WatchActivities
-from concerto_runtime.database import create_engine, create_sessions, create_tables
+from concerto_runtime.database import create_sessions
+from concerto_runtime.testing import DATABASE_KINDS, fresh_database
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASE_KINDS)
 async def sessions(request, tmp_path) -> AsyncIterator:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}"
-    else:
-        url = os.environ.get("TEST_DATABASE_URL")
-        if not url:
-            pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL variant is skipped (SQLite ran)")
-        if url.startswith(("postgresql://", "postgres://")):
-            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
-    engine: AsyncEngine = create_engine(url)
-    if not url.startswith("sqlite"):
-        async with engine.begin() as connection:  # a shared server: start from empty tables
-            await connection.run_sync(db.tables.drop_all)
-            await connection.run_sync(messaging_metadata.drop_all)
-    await create_tables(engine, messaging_metadata, db.tables)
-    yield create_sessions(engine)
-    await engine.dispose()
+    async with fresh_database(request.param, tmp_path, messaging_metadata, db.tables) as engine:
+        yield create_sessions(engine)
 
 
 def snapshot(order_id: str) -> OrderSnapshot:

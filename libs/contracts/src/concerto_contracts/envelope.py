@@ -15,6 +15,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pydantic import ValidationError
 
 from concerto_contracts.events import DomainEvent, event_class
+from concerto_contracts.values import TOLERANT
 
 _FORMAT = JSONFormat()
 
@@ -99,7 +100,7 @@ def decode(headers: list[tuple[str, bytes]] | tuple, key: bytes | None, value: b
     if "correlationid" not in attributes:
         raise UndecodableEvent("missing correlationid extension")
     try:
-        event = cls.model_validate(cloud_event.get_data())
+        event = cls.model_validate(cloud_event.get_data(), context=TOLERANT)  # unknown fields ignored
     except ValidationError as exc:
         raise UndecodableEvent(f"invalid {cls.__name__} data: {exc}") from exc
     return Envelope(

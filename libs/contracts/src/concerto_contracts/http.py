@@ -243,7 +243,7 @@ class DeadLetter(BaseModel):
     id: int
     topic: str = Field(description="the topic the message was read from", examples=["payment.events.v1"])
     consumer: str = Field(description="the consumer group that gave up on it", examples=["loyalty-service"])
-    reason: str = Field(description="undecodable, or handler_failed")
+    reason: str = Field(description="undecodable (not one of our events), or rejected (its handler found it invalid)")
     error: str
     event_type: str | None = None
     event_id: str | None = None
@@ -261,8 +261,8 @@ class DeadLetterPage(BaseModel):
 
 class ConsumerControls(BaseModel):
     """A context's event consumer, switched for a demonstration or a test: paused, it reads
-    nothing (a silent service); `fail_event_types` makes its handler fail for those events (a
-    bug), so they end on the dead-letter topic. An empty body restores normal service."""
+    nothing (a silent service); `fail_event_types` makes its handler reject those events as
+    invalid, so they end on the dead-letter topic. An empty body restores normal service."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 Money = Annotated[Decimal, Field(max_digits=12, decimal_places=2)]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
 class Frozen(BaseModel):
+    """An immutable value. Built strictly (an unknown field is an error, so a producer cannot
+    publish a typo), read tolerantly: validated with the context `TOLERANT`, as `decode` does,
+    fields it does not know are dropped, so a field added by a newer producer never breaks an
+    older consumer."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unknown_fields_when_reading(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(info.context, dict) and info.context.get("tolerant") and isinstance(data, dict):
+            known = set(cls.model_fields) | {field.alias for field in cls.model_fields.values() if field.alias}
+            return {name: value for name, value in data.items() if name in known}
+        return data
+
+
+# The validation context under which events are read (nested values inherit it).
+TOLERANT: dict = {"tolerant": True}
 
 
 class LineItem(Frozen):

@@ -1,7 +1,8 @@
 """Reliable messaging between contexts: a transactional outbox and its relay on the producing
-side, an idempotent consumer with an inbox and a dead-letter topic on the consuming side."""
+side, an idempotent consumer with an inbox, held partitions and a dead-letter topic on the
+consuming side."""
 
-from concerto_messaging.consumer import EventConsumer, Handler, InjectedFault
+from concerto_messaging.consumer import EventConsumer, Handler, InjectedFault, InvalidEvent
 from concerto_messaging.kafka import create_producer, ensure_topics
 from concerto_messaging.relay import OutboxRelay
 from concerto_messaging.tables import metadata
@@ -11,6 +12,7 @@ __all__ = [
     "EventConsumer",
     "Handler",
     "InjectedFault",
+    "InvalidEvent",
     "OutboxRelay",
     "UnitOfWork",
     "add_to_outbox",

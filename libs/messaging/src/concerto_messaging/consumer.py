@@ -1,20 +1,36 @@
 """The consuming side: each event is handled once per consumer group, in a database
 transaction that also records it in the inbox (one transaction for a batch of records, when
-all of it succeeds); offsets are committed only after those transactions, once per batch. A
-message that still fails after bounded retries goes to the group's dead-letter topic, with the
-reason in its headers, and the consumer moves on."""
+all of it succeeds); offsets are committed only after those transactions, once per batch.
+
+When handling fails, what happens depends on why:
+- an event that cannot be decoded, or that its handler rejects as invalid (`InvalidEvent`),
+  goes to the group's dead-letter topic at once, with the reason in its headers, and the
+  consumer moves on;
+- anything else (Temporal, the database or the broker away, or a bug) holds that partition at
+  that event. The event is tried again after a pause that doubles up to 30 s, for as long as it
+  takes, and the other partitions go on meanwhile. Nothing is dead-lettered for a failure that
+  may pass, so a milestone is never lost to an outage. A partition held for long shows in the
+  readiness check (`problem()`).
+The loop never ends silently. If it fails (an offset commit refused after a rebalance, the
+broker gone), it starts again with a new Kafka consumer after a pause, and says so in `problem()`.
+
+Consumers read tolerantly: an event type the group has no handler for is skipped, and
+`decode` ignores fields the event's model does not know.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from opentelemetry import context as otel_context
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tenacity import AsyncRetrying, retry_if_exception_type, retry_if_not_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from concerto_contracts import DomainEvent, Envelope, Topics, UndecodableEvent, decode
 from concerto_contracts.http import ConsumerControls
@@ -28,8 +44,44 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Envelope, AsyncSession], Awaitable[None]]
 
 
-class InjectedFault(RuntimeError):
-    """Raised for an event type the consumer controls say to fail (a bug, on purpose)."""
+class InvalidEvent(Exception):
+    """A handler's verdict that an event can never be applied: it goes to the dead-letter topic
+    at once, where an operator can look at it and redrive it."""
+
+
+class InjectedFault(InvalidEvent):
+    """Raised for an event type the consumer controls say to reject (a fault, on purpose)."""
+
+
+# A held partition is tried again after this many seconds, doubled for each further failure.
+FIRST_PAUSE, LONGEST_PAUSE = 0.5, 30.0
+# A partition held longer than this makes the readiness check fail (with what and why).
+HELD_TOO_LONG = 30.0
+
+
+@dataclass
+class Held:
+    """A partition held at the event whose handling failed, until it is tried again."""
+
+    offset: int
+    event: str  # its type, or "record" if it was not decoded
+    error: str
+    since: float  # monotonic
+    attempts: int = 1
+    retry_at: float = 0.0  # monotonic
+
+    def failed_again(self, error: str) -> None:
+        self.attempts += 1
+        self.error = error
+        self.retry_at = time.monotonic() + min(FIRST_PAUSE * 2 ** (self.attempts - 1), LONGEST_PAUSE)
+
+
+@dataclass
+class Stopped:
+    """Where handling a partition's records stopped: the index of the record that failed."""
+
+    index: int
+    error: Exception
 
 
 class EventConsumer:
@@ -42,7 +94,6 @@ class EventConsumer:
         sessions: async_sessionmaker[AsyncSession],
         producer: AIOKafkaProducer,
         bootstrap_servers: str,
-        max_attempts: int = 3,
         batch_size: int = 100,
         read_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
@@ -53,17 +104,37 @@ class EventConsumer:
         self._sessions = sessions
         self._read_sessions = read_sessions or sessions
         self._producer = producer
-        self._max_attempts = max_attempts
+        self._bootstrap_servers = bootstrap_servers
         self.batch_size = batch_size
         self.controls = ConsumerControls()
         # Per partition: the offset after the last record handled, and that record's timestamp.
         self._read_until: dict[TopicPartition, tuple[int, int]] = {}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
+        self.held: dict[TopicPartition, Held] = {}
+        self.restarts, self._failures_in_a_row = 0, 0
+        self._failure: str | None = None  # why the loop stopped, until it reads again
+        self._consumer = self._kafka_consumer()
+
+    def _kafka_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            group_id=self.group_id,
             enable_auto_commit=False,  # we commit after our own database commit
             auto_offset_reset="earliest",
         )
+
+    def problem(self) -> str | None:
+        """What the readiness check should report: a loop waiting to start again, or a
+        partition held for long; None when all is well."""
+        if self._failure:
+            return f"consumer {self.group_id} failed and starts again shortly: {self._failure}"
+        now = time.monotonic()
+        for partition, held in self.held.items():
+            if now - held.since > HELD_TOO_LONG:
+                return (
+                    f"consumer {self.group_id} has held {partition.topic}[{partition.partition}] at offset {held.offset} "
+                    f"({held.event}) for {now - held.since:.0f} s, {held.attempts} attempts: {held.error}"
+                )
+        return None
 
     @property
     def assigned(self) -> bool:
@@ -99,23 +170,48 @@ class EventConsumer:
         if self.controls.paused:
             self._consumer.pause(*assigned)
         else:
-            self._consumer.resume(*assigned)
+            self._consumer.resume(*(partition for partition in assigned if partition not in self.held))
 
     async def run(self) -> None:
+        """Reads until cancelled; a failed loop starts again with a new Kafka consumer after a
+        pause (2, 4, ... 30 s). Records read but not committed come again; the inbox makes that
+        harmless."""
+        while True:
+            try:
+                await self._consume()
+            except Exception as exc:  # whatever stopped the loop, it must not stay stopped
+                self._failures_in_a_row += 1
+                pause = min(2.0**self._failures_in_a_row, LONGEST_PAUSE)
+                self._failure, self.restarts = f"{type(exc).__name__}: {exc}", self.restarts + 1
+                log.exception("consumer %s failed; starting it again in %.0f s", self.group_id, pause)
+                await asyncio.sleep(pause)
+                self._consumer, self.held = self._kafka_consumer(), {}
+
+    async def _consume(self) -> None:
         self._consumer.subscribe(self.topics, listener=_KeepControls(self))
         await self._consumer.start()
         try:
             while True:
+                self._resume_due()
                 batches = await self._consumer.getmany(timeout_ms=1000, max_records=self.batch_size)
+                if self._failure is not None:
+                    log.warning("consumer %s is reading again", self.group_id)
+                    self._failure, self._failures_in_a_row = None, 0
                 handled = {}
                 for partition, records in batches.items():
-                    if self.controls.paused:
-                        # Paused meanwhile: these records wait for the resume.
+                    if self.controls.paused or partition in self.held and self.held[partition].retry_at > time.monotonic():
+                        # Paused (or held) meanwhile: these records wait.
                         self._consumer.seek(partition, records[0].offset)
                         continue
-                    await self.process_batch(records)
-                    handled[partition] = records[-1].offset + 1
-                    self._read_until[partition] = (records[-1].offset + 1, records[-1].timestamp)
+                    stopped = await self.process_batch(records)
+                    done = records if stopped is None else records[: stopped.index]
+                    if done:
+                        handled[partition] = done[-1].offset + 1
+                        self._read_until[partition] = (done[-1].offset + 1, done[-1].timestamp)
+                    if stopped is None:
+                        self._release(partition)
+                    else:
+                        self._hold(partition, records[stopped.index], stopped.error)
                 if handled:
                     # One commit per batch, not per record. A crash before it hands the batch
                     # out again; the inbox makes a second delivery change nothing.
@@ -123,18 +219,44 @@ class EventConsumer:
         finally:
             await self._consumer.stop()
 
-    async def process_batch(self, records: list[ConsumerRecord]) -> None:
+    def _hold(self, partition: TopicPartition, record: ConsumerRecord, error: Exception) -> None:
+        """Stop reading the partition at the record that failed; it is read again later."""
+        description = f"{type(error).__name__}: {error}"
+        held = self.held.get(partition)
+        if held is None or held.offset != record.offset:
+            held = self.held[partition] = Held(record.offset, _event_type(record), description, since=time.monotonic())
+            held.retry_at = held.since + FIRST_PAUSE
+            log.warning("holding %s[%s] at %s (%s): %s", record.topic, record.partition, record.offset, held.event, description, exc_info=error)
+        else:
+            held.failed_again(description)
+            log.warning("%s at %s[%s]@%s failed again (attempt %s): %s", held.event, record.topic, record.partition, record.offset, held.attempts, description)
+        self._consumer.seek(partition, record.offset)
+        self._consumer.pause(partition)
+
+    def _release(self, partition: TopicPartition) -> None:
+        held = self.held.pop(partition, None)
+        if held is not None:
+            log.warning("%s at %s@%s handled after %s attempts", held.event, partition, held.offset, held.attempts + 1)
+
+    def _resume_due(self) -> None:
+        """Read held partitions again once their pause is over (unless the consumer is paused)."""
+        if self.controls.paused:
+            return
+        now = time.monotonic()
+        due = [partition for partition, held in self.held.items() if held.retry_at <= now]
+        if due:
+            self._consumer.resume(*due)
+
+    async def process_batch(self, records: list[ConsumerRecord]) -> Stopped | None:
         """A partition's records, handled in one transaction: one inbox look-up and one commit
         for all of them; under load batches grow and the cost per event falls. If one of them
-        fails, the transaction rolls back and the records are handled one at a time, the one
-        that failed with the attempts it has left."""
+        fails, the transaction rolls back and the records are handled one at a time. Returns
+        None when every record is handled (or dead-lettered), else where it stopped."""
         prepared = [(record, self._prepare(record)) for record in records]
         work = [(record, *item) for record, item in prepared if isinstance(item, tuple)]
         if len(work) < 2 or any(isinstance(item, UndecodableEvent) for _, item in prepared):
             # Nothing to share, or a dead letter to write: the careful way, one at a time.
-            for record, item in prepared:
-                await self._handle(record, item)
-            return
+            return await self._one_at_a_time(prepared)
         current = 0
         try:
             async with self._sessions() as session, session.begin():
@@ -150,17 +272,29 @@ class EventConsumer:
                     if envelope.id not in seen:
                         seen.add(envelope.id)
                         await self._apply(envelope, handler, session)
-        except Exception as exc:
+            return None
+        except Exception:
             log.warning("%s %s failed in a batch: handling the batch one at a time", work[current][1].type, work[current][1].id)
-            for index, (record, envelope, handler) in enumerate(work):
-                await self._handle_with_retries(record, envelope, handler, failed=exc if index == current else None)
+        return await self._one_at_a_time(prepared)
+
+    async def _one_at_a_time(self, prepared: list[tuple[ConsumerRecord, tuple[Envelope, Handler] | UndecodableEvent | None]]) -> Stopped | None:
+        for index, (record, item) in enumerate(prepared):
+            try:
+                await self._handle(record, item)
+            except Exception as exc:
+                return Stopped(index, exc)
+        return None
 
     async def _handle(self, record: ConsumerRecord, prepared: tuple[Envelope, Handler] | UndecodableEvent | None) -> None:
-        """One record on its own (what _prepare made of it)."""
+        """One record on its own (what _prepare made of it). Raises what may pass on a later try."""
         if isinstance(prepared, UndecodableEvent):
             await self._dead_letter(record, reason="undecodable", error=str(prepared))
         elif prepared is not None:
-            await self._handle_with_retries(record, *prepared)
+            envelope, handler = prepared
+            try:
+                await self._handle_once(envelope, handler)
+            except InvalidEvent as exc:
+                await self._dead_letter(record, reason="rejected", error=f"{type(exc).__name__}: {exc}")
 
     def _prepare(self, record: ConsumerRecord) -> tuple[Envelope, Handler] | UndecodableEvent | None:
         """The event and its handler; None for an event this context does not react to (not
@@ -174,27 +308,6 @@ class EventConsumer:
             return exc
         handler = self.handlers.get(envelope.type)
         return (envelope, handler) if handler is not None else None
-
-    async def _handle_with_retries(
-        self, record: ConsumerRecord, envelope: Envelope, handler: Handler, failed: Exception | None = None
-    ) -> None:
-        """`failed`: the error of an attempt already made (in a batch), which counts."""
-        attempts = self._max_attempts - (failed is not None)
-        try:
-            if attempts < 1:
-                raise failed
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(attempts),
-                wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
-                # Never retry a BaseException: a cancelled consumer (shutdown) must stop, not handle again.
-                retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(UndecodableEvent),
-                reraise=True,
-            ):
-                with attempt:
-                    await self._handle_once(envelope, handler)
-        except Exception as exc:
-            log.exception("giving up on %s %s", envelope.type, envelope.id)
-            await self._dead_letter(record, reason="handler_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _handle_once(self, envelope: Envelope, handler: Handler) -> None:
         # The look-up only reads: no write lock is taken for an event seen before, and a handler
@@ -241,14 +354,21 @@ class EventConsumer:
         await self._producer.send_and_wait(self.dead_letter_topic, key=record.key, value=record.value, headers=headers)
 
 
+def _event_type(record: ConsumerRecord) -> str:
+    announced = next((value for name, value in record.headers or () if name == "ce_type"), None)
+    return announced.decode(errors="replace") if announced else "record"
+
+
 class _KeepControls(ConsumerRebalanceListener):
-    """Partitions assigned after a rebalance start paused too, while the consumer is paused."""
+    """Partitions assigned after a rebalance start paused too, while the consumer is paused;
+    a partition handed to another member is no longer held here (it reads from the last commit)."""
 
     def __init__(self, consumer: EventConsumer) -> None:
         self._owner = consumer
 
     async def on_partitions_revoked(self, revoked) -> None:
-        pass
+        for partition in revoked:
+            self._owner.held.pop(partition, None)
 
     async def on_partitions_assigned(self, assigned) -> None:
         self._owner._apply_pause()

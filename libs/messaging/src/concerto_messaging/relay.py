@@ -1,16 +1,24 @@
 """Publishes what the outbox holds, oldest first, and marks it published once Kafka has it.
 
 At-least-once: a crash between the send and the mark publishes a row again; consumers
-de-duplicate by event id (the inbox), so that is harmless."""
+de-duplicate by event id (the inbox), so that is harmless.
+
+Several relays may share one database (replicas of a service): each first claims a batch of
+rows with a lease (one UPDATE, so two relays never claim the same row while its lease runs) and
+then sends it, holding no lock while Kafka acknowledges. A row whose send fails is tried again
+in a later batch; after `max_attempts` it is set aside (attempts and error kept on the row,
+logged, counted by `set_aside()`), so one bad row never holds up the rest.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from concerto_messaging.tables import outbox
@@ -26,6 +34,8 @@ class OutboxRelay:
         *,
         batch_size: int = 100,
         poll_interval: float = 1.0,
+        lease: timedelta = timedelta(seconds=30),
+        max_attempts: int = 5,
         read_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
@@ -33,38 +43,73 @@ class OutboxRelay:
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._lease = lease
+        self._max_attempts = max_attempts
         # Set by UnitOfWork.commit() so a new event goes out at once, not at the next poll.
         self.wake = asyncio.Event()
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published."""
-        # Read, send, then mark: no lock is held while Kafka acknowledges. One relay per
-        # service database (a second one would publish the same rows twice, harmlessly).
-        async with self._read_sessions() as session:
-            rows = (
-                await session.execute(
-                    select(outbox).where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(self._batch_size)
-                )
-            ).all()
+        rows = await self._claim()
         if not rows:
             return 0
-        sends = [
-            await self._producer.send(
-                row.topic,
-                key=row.key,
-                value=row.value,
-                headers=[(name, value.encode()) for name, value in row.headers.items()],
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*sends)  # every record acknowledged by the broker (acks=all)
+        # Handed to the producer in order (one key's events stay in order on its partition),
+        # then every acknowledgement awaited (acks=all).
+        pending = [await self._send(row) for row in rows]
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        now = _now()
+        sent = [row.id for row, outcome in zip(rows, outcomes) if not isinstance(outcome, BaseException)]
         async with self._sessions() as session, session.begin():
-            await session.execute(
+            if sent:
+                await session.execute(update(outbox).where(outbox.c.id.in_(sent)).values(published_at=now, claimed_until=None))
+            for row, outcome in zip(rows, outcomes):
+                if isinstance(outcome, BaseException):
+                    await self._failed(session, row, outcome, now)
+        return len(sent)
+
+    async def _claim(self) -> list[Any]:
+        now = _now()
+        claimable = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
+        waiting = (
+            select(outbox.c.id)
+            .where(outbox.c.published_at.is_(None), outbox.c.set_aside_at.is_(None), claimable)
+            .order_by(outbox.c.id)
+            .limit(self._batch_size)
+        )
+        async with self._sessions() as session, session.begin():
+            claimed = await session.execute(
+                # The lease is checked again in the UPDATE itself: a relay that read the same ids
+                # a moment ago finds them claimed and takes none of them.
                 update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=datetime.now(timezone.utc))
+                .where(outbox.c.id.in_(waiting.scalar_subquery()), claimable)
+                .values(claimed_until=now + self._lease)
+                .returning(*outbox.c)
             )
-        return len(rows)
+            return sorted(claimed.all(), key=lambda row: row.id)
+
+    async def _send(self, row: Any) -> asyncio.Future:
+        headers = [(name, value.encode()) for name, value in row.headers.items()]
+        try:
+            return await self._producer.send(row.topic, key=row.key, value=row.value, headers=headers)
+        except Exception as exc:  # refused before it left (too large, say): fails like a lost ack
+            failed: asyncio.Future = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def _failed(self, session: AsyncSession, row: Any, error: BaseException, now: datetime) -> None:
+        attempts, description = row.attempts + 1, f"{type(error).__name__}: {error}"[:2000]
+        values: dict[str, Any] = {"attempts": attempts, "last_error": description, "claimed_until": None}
+        if attempts >= self._max_attempts:
+            values["set_aside_at"] = now
+            log.error("outbox row %s (%s) set aside after %s attempts: %s", row.id, row.event_type, attempts, description)
+        else:
+            log.warning("outbox row %s (%s) not published (attempt %s): %s", row.id, row.event_type, attempts, description)
+        await session.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
+
+    async def set_aside(self) -> int:
+        """How many rows have been set aside: they need someone to look at them."""
+        async with self._read_sessions() as session:
+            return await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.set_aside_at.is_not(None)))
 
     async def run(self) -> None:
         while True:
@@ -81,3 +126,7 @@ class OutboxRelay:
             except TimeoutError:
                 pass
             self.wake.clear()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     func,
 )
 
@@ -28,6 +29,12 @@ outbox = Table(
     Column("headers", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+    # A relay's claim on the row while it sends it (replicas share the outbox).
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    # Failed sends; after a few the row is set aside and no longer holds up the others.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("set_aside_at", DateTime(timezone=True), nullable=True),
 )
 
 # One row per (consumer group, event id) processed; the primary key makes a redelivery a no-op.
@@ -37,5 +44,5 @@ inbox = Table(
     Column("consumer_group", String(100), primary_key=True),
     Column("event_id", String(64), primary_key=True),
     Column("event_type", String(200), nullable=False),
-    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
 )

@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -26,6 +27,7 @@ from concerto_contracts import DomainEvent, Topics
 from concerto_contracts.http import ConsumerControls
 from concerto_messaging import EventConsumer, Handler, OutboxRelay, UnitOfWork, add_to_outbox, create_producer, ensure_topics
 from concerto_messaging import metadata as messaging_metadata
+from concerto_messaging.housekeeping import prune_forever
 from concerto_observability import configure_logging, configure_tracing
 from concerto_runtime.database import create_tables, open_database
 from concerto_runtime.problems import Problem, install_problem_handlers, problem_response
@@ -122,7 +124,17 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             else None
         )
         runtime.consumer = consumer
-        tasks = {"worker": asyncio.create_task(worker.run()), "relay": asyncio.create_task(relay.run())}
+        tasks = {
+            "worker": asyncio.create_task(worker.run()),
+            "relay": asyncio.create_task(relay.run()),
+            "housekeeping": asyncio.create_task(
+                prune_forever(
+                    sessions,
+                    outbox_kept=timedelta(hours=settings.outbox_kept_hours),
+                    inbox_kept=timedelta(days=settings.inbox_kept_days),
+                )
+            ),
+        }
         if consumer:
             tasks["consumer"] = asyncio.create_task(consumer.run())
         for name, loop in definition.background(runtime).items():
@@ -217,6 +229,8 @@ def _readiness_checks(engine, producer, temporal: Client, tasks: dict, consumer:
         dead = [name for name, task in tasks.items() if task.done()]
         if dead:
             raise RuntimeError(f"stopped: {', '.join(dead)}")
+        if consumer is not None and (problem := consumer.problem()):
+            raise RuntimeError(problem)
         if consumer is not None and not consumer.assigned:
             raise RuntimeError("consumer has no partitions assigned yet")
 

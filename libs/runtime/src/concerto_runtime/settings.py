@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", alias="HTTP_HOST")
     http_port: int | None = Field(None, alias="HTTP_PORT")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # How long published outbox rows and consumed events' inbox rows are kept (housekeeping.py).
+    outbox_kept_hours: float = Field(24, alias="OUTBOX_KEPT_HOURS")
+    inbox_kept_days: float = Field(30, alias="INBOX_KEPT_DAYS")
 
     def database_url_for(self, service: str) -> str:
         if self.database_url:

@@ -1,9 +1,11 @@
 """Helpers for tests: Temporal's time-skipping test server from the installed wheel (never
-downloaded), and waiting on a condition with a deadline instead of sleeping."""
+downloaded), a real database of either kind, and waiting on a condition with a deadline
+instead of sleeping."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import time
@@ -12,12 +14,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from concerto_runtime.database import create_engine, create_tables
 from concerto_runtime.temporal import workflow_runner
 
 T = TypeVar("T")
@@ -29,6 +35,37 @@ def _binary(name: str) -> str:
     if not found:
         raise RuntimeError(f"{name} not found: run `make setup` (it comes from the {name}-bin wheel)")
     return found
+
+
+DATABASE_KINDS = ["sqlite", "postgresql"]  # a fixture's params: each test runs on both
+
+
+def database_url(kind: str, directory: Path) -> str:
+    """A SQLite file in `directory`, or the PostgreSQL server `make test` starts
+    (TEST_DATABASE_URL); that variant is skipped, saying why, when there is none."""
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite:///{directory / 'test.db'}"
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL variant is skipped (SQLite ran)")
+    return "postgresql+asyncpg://" + url.split("://", 1)[1] if url.startswith(("postgresql://", "postgres://")) else url
+
+
+@asynccontextmanager
+async def fresh_database(kind: str, directory: Path, *metadatas: MetaData) -> AsyncIterator[AsyncEngine]:
+    """An engine on empty tables of `metadatas` (dropped first on the shared PostgreSQL server;
+    the tests run one at a time)."""
+    url = database_url(kind, directory)
+    engine = create_engine(url)
+    if not url.startswith("sqlite"):
+        async with engine.begin() as connection:
+            for metadata in metadatas:
+                await connection.run_sync(metadata.drop_all)
+    await create_tables(engine, *metadatas)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager
@@ -83,3 +120,14 @@ async def assert_replays(history, workflows: list[type]) -> None:
     replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{history.workflow_id} no longer replays: {result.replay_failure}"
+
+
+async def keep_history(handle: WorkflowHandle, path: Path) -> None:
+    """Saves the workflow's history as `path`, for the replay tests, but only when
+    RECORD_HISTORIES=1: the committed histories change only when someone means them to
+    (`RECORD_HISTORIES=1 .venv/bin/pytest services/<service>/tests/...`), not on every run."""
+    if os.environ.get("RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(history.to_json() + "\n")

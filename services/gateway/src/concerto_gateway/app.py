@@ -175,7 +175,7 @@ async def consumer_controls(context: str, request: Request) -> JSONResponse:
 @api.put("/admin/consumers/{context}", response_model=ConsumerControls, responses=_problems(404, 422), tags=["admin"], dependencies=[admin])
 async def set_consumer_controls(context: str, request: Request, controls: ConsumerControls | None = Body(None)) -> JSONResponse:
     """Silence a context (`{"paused": true}`: it stops reading events, and the saga monitor's
-    deadlines fire), or make its handler fail for some event types (`{"fail_event_types":
+    deadlines fire), or make its handler reject some event types as invalid (`{"fail_event_types":
     ["PaymentCompleted"]}`: they go to the dead letters). An empty body restores it (admin)."""
     body = (controls or ConsumerControls()).model_dump()
     return relay(await upstream(request, _context(context)).call("PUT", "/consumer", json=body), request)

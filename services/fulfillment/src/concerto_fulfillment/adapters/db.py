@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, func, select, update
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Integer, MetaData, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 tables = MetaData()
@@ -16,6 +16,7 @@ stock = Table(
     Column("warehouse", String(20), primary_key=True),
     Column("sku", String(64), primary_key=True),
     Column("available", Integer, nullable=False),
+    CheckConstraint("available >= 0", name="stock_never_negative"),
 )
 
 shipments = Table(
@@ -59,6 +60,23 @@ async def stock_by_warehouse(session: AsyncSession) -> dict[str, dict[str, int]]
 
 async def total_available(session: AsyncSession, sku: str) -> int:
     return await session.scalar(select(func.coalesce(func.sum(stock.c.available), 0)).where(stock.c.sku == sku))
+
+
+async def take_stock(session: AsyncSession, warehouse: str, needed: dict[str, int]) -> bool:
+    """Takes the units from the warehouse, all of them or none: each decrement happens only
+    where enough is still there. On PostgreSQL two reservations can read the same stock at once;
+    the second one's decrement then finds too little, and this returns False."""
+    async with session.begin_nested() as savepoint:
+        for sku, quantity in needed.items():
+            taken = await session.execute(
+                update(stock)
+                .where(stock.c.warehouse == warehouse, stock.c.sku == sku, stock.c.available >= quantity)
+                .values(available=stock.c.available - quantity)
+            )
+            if taken.rowcount != 1:
+                await savepoint.rollback()
+                return False
+    return True
 
 
 async def adjust_stock(session: AsyncSession, warehouse: str, sku: str, delta: int) -> None:

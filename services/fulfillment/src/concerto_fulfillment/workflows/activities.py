@@ -23,6 +23,14 @@ from concerto_observability import bind
 from concerto_runtime import Runtime
 
 
+# How often a reservation reads the stock again when a concurrent one took the units first.
+RESERVATION_TRIES = 5
+
+
+class StockContended(RuntimeError):
+    """Reservations kept taking the units this one chose: the activity fails and is retried."""
+
+
 def shipment_id_for(order_id: str) -> str:
     return f"shp-{order_id}"
 
@@ -42,8 +50,14 @@ class FulfillmentActivities:
                 needed = Counter()
                 for item in order.items:
                     needed[item.sku] += item.quantity
-                stock = await db.stock_by_warehouse(uow.session)
-                warehouse = choose_warehouse(needed, stock, order.shipping_address.country)
+                for _ in range(RESERVATION_TRIES):
+                    stock = await db.stock_by_warehouse(uow.session)
+                    warehouse = choose_warehouse(needed, stock, order.shipping_address.country)
+                    if warehouse is None or await db.take_stock(uow.session, warehouse, dict(needed)):
+                        break
+                    # Another reservation took the units since we read them: read again.
+                else:
+                    raise StockContended(f"stock for order {order.order_id} kept changing; Temporal tries again")
                 if warehouse is None:
                     uow.publish(
                         InventoryUnavailable(
@@ -57,8 +71,6 @@ class FulfillmentActivities:
                     )
                     await uow.commit()
                     return Reservation(reserved=False)
-                for sku, quantity in needed.items():
-                    await db.adjust_stock(uow.session, warehouse, sku, -quantity)
                 await uow.session.execute(
                     db.shipments.insert().values(
                         shipment_id=shipment_id_for(order.order_id),

@@ -93,8 +93,12 @@ async def tier_of(session: AsyncSession, customer_id: str) -> str:
     return await session.scalar(select(customer_tiers.c.tier).where(customer_tiers.c.customer_id == customer_id)) or "standard"
 
 
-async def update_order(session: AsyncSession, order_id: str, **values: Any) -> None:
-    await session.execute(update(orders).where(orders.c.order_id == order_id).values(updated_at=now(), **values))
+async def update_order(session: AsyncSession, order_id: str, *, only_from: list[str] | None = None, **values: Any) -> bool:
+    """Changes the order; with `only_from`, only while its status is one of those. Whether it changed."""
+    query = update(orders).where(orders.c.order_id == order_id)
+    if only_from is not None:
+        query = query.where(orders.c.status.in_(only_from))
+    return (await session.execute(query.values(updated_at=now(), **values))).rowcount == 1
 
 
 async def pending_orders(session: AsyncSession, *, placed_before: datetime, limit: int) -> list[Any]:

@@ -1,9 +1,12 @@
-"""Pricing an order: pure functions, no I/O, so they are easy to read and to test."""
+"""Pricing an order, and the way its status moves: pure functions, no I/O, so they are easy to
+read and to test."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+
+from concerto_contracts.http import OrderStatus
 
 CENT = Decimal("0.01")
 
@@ -111,3 +114,20 @@ def price(lines: list[Line], promotion_codes: list[str], country: str, first_ord
     tax = (taxable * TAX_RATES.get(country, DEFAULT_TAX_RATE)).quantize(CENT, ROUND_HALF_UP)
     shipping = Decimal("0.00") if taxable >= FREE_SHIPPING_FROM else SHIPPING_FEE
     return Price(subtotal.quantize(CENT), discount, tax, shipping)
+
+
+# An order's status only moves forward along this line (or to CANCELLED, which the workflow's
+# own steps decide). A step retried late, after the order moved on, must not move it back.
+PROGRESSION = [
+    OrderStatus.PENDING,
+    OrderStatus.CONFIRMED,
+    OrderStatus.PAID,
+    OrderStatus.FULFILLING,
+    OrderStatus.SHIPPED,
+    OrderStatus.COMPLETED,
+]
+
+
+def may_move_to(status: OrderStatus) -> list[OrderStatus]:
+    """The statuses from which an order may move on to `status`."""
+    return PROGRESSION[: PROGRESSION.index(status)]

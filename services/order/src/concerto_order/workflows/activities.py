@@ -14,7 +14,7 @@ from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot,
 from concerto_observability import bind
 from concerto_order.adapters import db
 from concerto_order.domain.catalog import CURRENCY
-from concerto_order.domain.model import Line, price, short_stock
+from concerto_order.domain.model import Line, may_move_to, price, short_stock
 from concerto_order.workflows.inputs import CloseOrder, ConfirmOrder, PlaceOrder, Pricing, RecordProgress
 from concerto_runtime import Runtime
 
@@ -95,8 +95,10 @@ class OrderActivities:
         if progress.shipment:
             values["shipment"] = progress.shipment.model_dump(mode="json")
         async with self._runtime.unit_of_work() as uow:
-            await db.update_order(uow.session, progress.order_id, **values)
+            moved = await db.update_order(uow.session, progress.order_id, only_from=may_move_to(progress.status), **values)
             await uow.commit()
+        if not moved:
+            activity.logger.info("order already past %s: left as it is", progress.status)
 
     @activity.defn
     async def cancel_order(self, close: CloseOrder) -> None:
