@@ -3,7 +3,14 @@ of the database-backed FulfillmentActivities: each records its call and returns 
 
 The pick-up wait is a durable timer: while a test awaits the workflow's result, the test server
 skips ahead to it, so an hour's wait costs nothing. While a test is not awaiting a result, time
-runs normally, which is what lets a test signal a cancellation "during" the wait."""
+runs normally, which is what lets a test signal a cancellation "during" the wait.
+
+Each branch's test keeps its workflow's history in tests/histories/fulfillment_<branch>.json,
+and every history there is replayed with the current FulfillmentWorkflow, so a change that would
+break fulfillments already running fails here. Record them again only when the change is safe:
+
+    cd /work/main && RECORD_HISTORIES=1 .venv/bin/pytest services/fulfillment/tests/test_fulfillment_workflow.py
+"""
 
 from __future__ import annotations
 
@@ -24,13 +31,14 @@ from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot,
 from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkflow
 from concerto_fulfillment.workflows.inputs import FulfillOrder, Reservation
 from concerto_runtime.temporal import create_worker
-from concerto_runtime.testing import Executions, assert_replays, eventually, time_skipping_environment
+from concerto_runtime.testing import Executions, assert_kept_histories, assert_replays, eventually, keep_history, time_skipping_environment
 
 HOUR = 3600
+HISTORIES = Path(__file__).parent / "histories"
 # Recorded before the "dispatch-checks-cancellation" patch: the happy path, dispatch answering None.
-HAPPY_PATH_V1_HISTORY = Path(__file__).parent / "histories" / "fulfillment_happy_path_v1.json"
+HAPPY_PATH_V1_HISTORY = HISTORIES / "fulfillment_happy_path_v1.json"
 # Recorded after that patch, before the steps became local activities (concerto_runtime.workflows.run_step).
-REMOTE_ACTIVITIES_HISTORY = Path(__file__).parent / "histories" / "fulfillment_happy_path_remote_activities.json"
+REMOTE_ACTIVITIES_HISTORY = HISTORIES / "fulfillment_happy_path_remote_activities.json"
 
 
 def fulfill_order(pickup_wait_seconds: int = 1) -> FulfillOrder:
@@ -147,6 +155,7 @@ async def test_fulfillment_workflow_reserves_schedules_waits_and_dispatches(env)
     # The parcel waited for the pick-up timer between scheduling and dispatch.
     waited = at["dispatch_shipment"] - at["schedule_shipment"]
     assert waited >= timedelta(seconds=HOUR)
+    await keep_history(handle, HISTORIES / "fulfillment_dispatched.json")
 
 
 async def test_fulfillment_workflow_stops_after_reserve_when_stock_is_unavailable(env):
@@ -155,6 +164,7 @@ async def test_fulfillment_workflow_stops_after_reserve_when_stock_is_unavailabl
 
     assert outcome == "unavailable"
     assert recorder.names == ["reserve_stock"]  # nothing reserved, so nothing to release
+    await keep_history(handle, HISTORIES / "fulfillment_unavailable.json")
 
 
 async def test_fulfillment_workflow_cancelled_during_pickup_wait_releases_stock(env):
@@ -176,6 +186,7 @@ async def test_fulfillment_workflow_cancelled_during_pickup_wait_releases_stock(
     # Released at once, not after the pick-up wait.
     released_after = at["release_stock"] - at["schedule_shipment"]
     assert released_after < timedelta(seconds=HOUR)
+    await keep_history(handle, HISTORIES / "fulfillment_cancelled_during_pickup_wait.json")
 
 
 async def test_fulfillment_workflow_cancelled_before_reservation_releases_without_scheduling(env):
@@ -186,6 +197,7 @@ async def test_fulfillment_workflow_cancelled_before_reservation_releases_withou
 
     assert outcome == "cancelled"
     assert recorder.names == ["reserve_stock", "release_stock"]
+    await keep_history(handle, HISTORIES / "fulfillment_cancelled_before_reservation.json")
 
 
 async def test_fulfillment_workflow_cancellation_after_dispatch_changes_nothing(env):
@@ -207,6 +219,7 @@ async def test_fulfillment_workflow_releases_when_dispatch_finds_the_order_cance
         assert await handle.result() == "cancelled"
 
     assert recorder.names == ["reserve_stock", "schedule_shipment", "dispatch_shipment", "release_stock"]
+    await keep_history(handle, HISTORIES / "fulfillment_cancelled_at_dispatch.json")
 
 
 async def test_fulfillment_workflow_replays_a_history_from_before_the_dispatch_patch(env):
@@ -224,4 +237,26 @@ async def test_fulfillment_workflow_replays_its_own_history(env):
     async with running(env.client, fulfill_order(pickup_wait_seconds=1)) as (handle, _):
         assert await handle.result() == "dispatched"
         history = await handle.fetch_history()
+    await assert_replays(history, [FulfillmentWorkflow])
+
+
+# The branches FulfillmentWorkflow can take, each with its history kept by the test that takes it.
+BRANCHES = [
+    "dispatched",
+    "unavailable",
+    "cancelled_during_pickup_wait",
+    "cancelled_before_reservation",
+    "cancelled_at_dispatch",
+]
+
+
+def test_fulfillment_workflow_keeps_a_history_of_every_branch():
+    """Deleting a branch's history must not silently drop its replay test."""
+    assert_kept_histories(HISTORIES, "fulfillment", BRANCHES, recorded_by=__file__)
+
+
+@pytest.mark.parametrize("history", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.name)
+async def test_fulfillment_workflow_replays_every_kept_history(history):
+    """Fulfillments running in production, whichever branch they took, survive a change to
+    FulfillmentWorkflow."""
     await assert_replays(history, [FulfillmentWorkflow])

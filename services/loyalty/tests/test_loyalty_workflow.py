@@ -3,7 +3,14 @@ place of the database-backed LoyaltyActivities. The workflow has no query, so th
 the calls the test activity records.
 
 Changes reach the workflow as the loyalty handlers send them: signal-with-start, one workflow
-per customer, the second change signalling the running workflow."""
+per customer, the second change signalling the running workflow.
+
+Each branch's test keeps its account's history in tests/histories/loyalty_<branch>.json, and
+every history there is replayed with the current LoyaltyAccountWorkflow, so a change that would
+break the accounts' running workflows fails here. Record them again only when the change is safe:
+
+    cd /work/main && RECORD_HISTORIES=1 .venv/bin/pytest services/loyalty/tests/test_loyalty_workflow.py
+"""
 
 from __future__ import annotations
 
@@ -23,7 +30,10 @@ from concerto_loyalty.workflows.inputs import AccountChange
 from concerto_loyalty.messaging.handlers import send_to_account
 from concerto_loyalty.workflows.loyalty_workflow import CHANGES_PER_RUN, LoyaltyAccountWorkflow
 from concerto_runtime.temporal import create_worker
-from concerto_runtime.testing import Executions, assert_replays, eventually, time_skipping_environment
+from concerto_runtime.testing import Executions, assert_kept_histories, assert_replays, eventually, keep_history, time_skipping_environment
+
+
+HISTORIES = Path(__file__).parent / "histories"
 
 
 class Recorder:
@@ -98,6 +108,21 @@ async def account(client: Client, recorder: Recorder) -> AsyncIterator[tuple[str
                 pass
 
 
+async def keep_account_history(client: Client, customer_id: str, changes: int, path: Path) -> None:
+    """The account workflow never ends: keep the history of its current run once the run's
+    `changes` are all in it (an applied change reaches the history with the workflow task that
+    applied it, a moment after the test activity returns)."""
+    handle = client.get_workflow_handle(f"loyalty-{customer_id}")
+
+    async def all_in_history() -> bool:
+        events = (await handle.fetch_history()).events
+        markers = [event.marker_recorded_event_attributes.marker_name for event in events if event.HasField("marker_recorded_event_attributes")]
+        return markers.count("core_local_activity") >= changes
+
+    await eventually(all_in_history, timeout=10, interval=0.05, what=f"{changes} changes in the account's history")
+    await keep_history(handle, path)
+
+
 @pytest.fixture(scope="module")
 async def env():
     async with time_skipping_environment() as env:
@@ -112,6 +137,7 @@ async def test_loyalty_workflow_two_changes_are_applied_in_order(env):
         started = await send(first)
         again = await send(second)  # finds the running workflow and signals it
         await recorder.applied(2)
+        await keep_account_history(env.client, customer_id, 2, HISTORIES / "loyalty_points_reversed.json")
 
     assert recorder.changes == [first, second]
     assert recorder.max_in_flight == 1  # one at a time: the balance never races
@@ -128,6 +154,7 @@ async def test_loyalty_workflow_a_burst_of_changes_is_applied_one_at_a_time_in_o
             await send(c)
         await recorder.applied(len(changes))
         await asyncio.sleep(0.3)  # nothing more arrives: each change is applied once
+        await keep_account_history(env.client, customer_id, len(changes), HISTORIES / "loyalty_points_awarded.json")
 
     assert recorder.changes == changes
     assert recorder.max_in_flight == 1
@@ -156,6 +183,8 @@ async def test_loyalty_workflow_starts_afresh_after_its_changes_per_run(env):
         for c in later:
             await send(c)
         await recorder.applied(CHANGES_PER_RUN + len(later))
+        # The new run's history (the first one's, CHANGES_PER_RUN changes long, is too big to keep).
+        await keep_account_history(env.client, customer_id, len(later), HISTORIES / "loyalty_continued_as_new.json")
 
     assert recorder.changes == changes + later
     assert recorder.max_in_flight == 1
@@ -166,7 +195,7 @@ async def test_loyalty_workflow_starts_afresh_after_its_changes_per_run(env):
 
 # Recorded before apply_change became a local activity (concerto_runtime.workflows.run_step): an
 # account workflow that applied two changes and was still running.
-REMOTE_ACTIVITIES_HISTORY = Path(__file__).parent / "histories" / "loyalty_two_changes_remote_activities.json"
+REMOTE_ACTIVITIES_HISTORY = HISTORIES / "loyalty_two_changes_remote_activities.json"
 
 
 async def test_loyalty_workflow_replays_a_history_from_before_local_activities():
@@ -180,4 +209,20 @@ async def test_loyalty_workflow_replays_its_own_history(env):
         await send(change(customer_id, "ord-2"))
         await recorder.applied(2)
         history = await env.client.get_workflow_handle(handle.id).fetch_history()
+    await assert_replays(history, [LoyaltyAccountWorkflow])
+
+
+# The account workflow's branches, each with its history kept by the test that takes it.
+BRANCHES = ["points_awarded", "points_reversed", "continued_as_new"]
+
+
+def test_loyalty_workflow_keeps_a_history_of_every_branch():
+    """Deleting a branch's history must not silently drop its replay test."""
+    assert_kept_histories(HISTORIES, "loyalty", BRANCHES, recorded_by=__file__)
+
+
+@pytest.mark.parametrize("history", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.name)
+async def test_loyalty_workflow_replays_every_kept_history(history):
+    """The accounts' workflows running in production, whatever they went through, survive a
+    change to LoyaltyAccountWorkflow."""
     await assert_replays(history, [LoyaltyAccountWorkflow])

@@ -7,7 +7,14 @@ costs nothing, and "not before" is checked by skipping to just before a deadline
 are set from the server's clock (`env.get_current_time()`), as the monitor sets them from its own.
 
 SagaWatch is a single workflow (WATCH_WORKFLOW_ID); each test runs its own copy under an id and
-a task queue of its own, except the tests of `set_watch`, which use the real ones."""
+a task queue of its own, except the tests of `set_watch`, which use the real ones.
+
+Each branch's test keeps its watch's history in tests/histories/saga_watch_<branch>.json, and
+every history there is replayed with the current SagaWatch, so a change that would break the
+running watch fails here. Record them again only when the change is safe:
+
+    cd /work/main && RECORD_HISTORIES=1 .venv/bin/pytest services/monitor/tests/test_monitor_watch.py
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -30,8 +38,9 @@ from concerto_monitor.messaging.handlers import set_watch
 from concerto_monitor.workflows.inputs import TASK_QUEUE, WATCH_WORKFLOW_ID, WatchUpdate
 from concerto_monitor.workflows.saga_watch import WAKES_PER_RUN, SagaWatch
 from concerto_runtime import create_worker, signal_with_start
-from concerto_runtime.testing import assert_replays, eventually, time_skipping_environment
+from concerto_runtime.testing import assert_kept_histories, assert_replays, eventually, keep_history, time_skipping_environment
 
+HISTORIES = Path(__file__).parent / "histories"
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DONE = "no saga waits for anything"
@@ -115,6 +124,7 @@ async def test_monitor_watch_handles_due_sagas_once_the_deadline_passes_and_not_
         assert await handle.result() == DONE  # the server skips the last minute
     [scheduled] = fake.times
     assert scheduled >= deadline
+    await keep_history(handle, HISTORIES / "saga_watch_fired.json")
 
 
 async def test_monitor_watch_a_deadline_already_past_is_handled_at_once(env):
@@ -125,6 +135,7 @@ async def test_monitor_watch_a_deadline_already_past_is_handled_at_once(env):
         await fake.called(1)
         assert await handle.result() == DONE
     assert fake.times[0] - started < MINUTE
+    await keep_history(handle, HISTORIES / "saga_watch_past_deadline.json")
 
 
 async def test_monitor_watch_a_newer_earlier_deadline_fires_earlier(env):
@@ -136,6 +147,7 @@ async def test_monitor_watch_a_newer_earlier_deadline_fires_earlier(env):
         assert await handle.result() == DONE
     [scheduled] = fake.times
     assert start + 5 * MINUTE <= scheduled < start + HOUR
+    await keep_history(handle, HISTORIES / "saga_watch_moved_earlier.json")
 
 
 async def test_monitor_watch_a_newer_later_deadline_moves_the_timer(env):
@@ -180,6 +192,7 @@ async def test_monitor_watch_ends_when_told_there_is_no_deadline(env):
     assert fake.times == []
     assert description.status == WorkflowExecutionStatus.COMPLETED
     assert description.close_time - description.start_time < HOUR  # it did not wait for the old deadline
+    await keep_history(handle, HISTORIES / "saga_watch_ended.json")
 
 
 async def test_monitor_watch_sets_the_next_deadline_the_activity_answers(env):
@@ -191,6 +204,7 @@ async def test_monitor_watch_sets_the_next_deadline_the_activity_answers(env):
     first, second = fake.times
     assert start + HOUR <= first < start + 2 * HOUR
     assert second >= start + 2 * HOUR
+    await keep_history(handle, HISTORIES / "saga_watch_next_deadline.json")
 
 
 async def test_monitor_watch_looks_again_a_second_later_when_nothing_was_due_yet(env):
@@ -202,6 +216,7 @@ async def test_monitor_watch_looks_again_a_second_later_when_nothing_was_due_yet
         assert await handle.result() == DONE
     first, second = fake.times
     assert timedelta(seconds=1) <= second - first < MINUTE
+    await keep_history(handle, HISTORIES / "saga_watch_looked_again.json")
 
 
 async def test_monitor_watch_handles_a_full_batch_again_at_once(env):
@@ -212,6 +227,7 @@ async def test_monitor_watch_handles_a_full_batch_again_at_once(env):
         assert await handle.result() == DONE
     first, second = fake.times
     assert second - first < timedelta(seconds=1)
+    await keep_history(handle, HISTORIES / "saga_watch_full_batch.json")
 
 
 async def test_monitor_watch_a_signal_during_the_activity_wins_over_an_older_answer(env):
@@ -226,6 +242,7 @@ async def test_monitor_watch_a_signal_during_the_activity_wins_over_an_older_ans
         gate.set()
         assert await handle.result() == DONE
     assert len(fake.times) == 1
+    await keep_history(handle, HISTORIES / "saga_watch_signal_during_activity.json")
 
 
 class EveryMinute:
@@ -288,6 +305,7 @@ async def test_monitor_watch_a_signal_older_than_the_carried_timer_is_ignored_af
             await stop(env.client, workflow_id)
     [scheduled] = fake.times
     assert scheduled >= start + HOUR
+    await keep_history(handle, HISTORIES / "saga_watch_carried_over.json")
 
 
 # --- started as the monitor's consumer starts it ------------------------------------------
@@ -343,4 +361,30 @@ async def test_monitor_watch_replays_its_own_history(env):
         history = await handle.fetch_history()
     assert len(fake.times) == 3
 
+    await assert_replays(history, [SagaWatch])
+
+
+# SagaWatch's branches, each with its history kept by the test that takes it. (Continue-as-new
+# comes after WAKES_PER_RUN wake-ups: too long a history to keep.)
+BRANCHES = [
+    "fired",
+    "past_deadline",
+    "moved_earlier",
+    "ended",
+    "next_deadline",
+    "looked_again",
+    "full_batch",
+    "signal_during_activity",
+    "carried_over",
+]
+
+
+def test_monitor_watch_keeps_a_history_of_every_branch():
+    """Deleting a branch's history must not silently drop its replay test."""
+    assert_kept_histories(HISTORIES, "saga_watch", BRANCHES, recorded_by=__file__)
+
+
+@pytest.mark.parametrize("history", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.name)
+async def test_monitor_watch_replays_every_kept_history(history):
+    """The running watch, whatever it went through, survives a change to SagaWatch."""
     await assert_replays(history, [SagaWatch])

@@ -4,10 +4,15 @@ database-backed OrderActivities: each records its call and returns a canned resu
 Deadlines cost nothing here: while a test awaits a workflow's result, the test server skips
 ahead to the next timer. Everything else is driven by signals and updates, as in production.
 
-The replay tests guard determinism. tests/histories/order_happy_path.json is a committed history
-of the happy path; if a change to OrderWorkflow makes it fail, that change would break orders
-already running in production (version the change with workflow.patched instead). Regenerate it
-only when the change is safe, or the history's format changed:
+The replay tests guard determinism. Every branch's test keeps its order's history in
+tests/histories/order_<branch>.json, and every history there is replayed with the current
+OrderWorkflow; if a change makes one fail, that change would break orders already running in
+production (version the change with workflow.patched instead). Record them again only when the
+change is safe, or the history's format changed:
+
+    cd /work/main && RECORD_HISTORIES=1 .venv/bin/pytest services/order/tests/test_order_workflow.py
+
+tests/histories/order_happy_path.json, the first of them, has a generator of its own:
 
     cd /work/main && .venv/bin/python services/order/tests/test_order_workflow.py
 """
@@ -51,7 +56,7 @@ from concerto_order.workflows.inputs import (
 )
 from concerto_order.workflows.order_workflow import OrderWorkflow
 from concerto_runtime.temporal import create_worker
-from concerto_runtime.testing import Executions, assert_replays, eventually, time_skipping_environment
+from concerto_runtime.testing import Executions, assert_kept_histories, assert_replays, eventually, keep_history, time_skipping_environment
 
 HISTORIES = Path(__file__).parent / "histories"
 HAPPY_PATH_HISTORY = HISTORIES / "order_happy_path.json"
@@ -273,6 +278,7 @@ async def test_order_workflow_happy_path_completes(env):
     assert recorder.only("complete_order") == CloseOrder(
         order_id=order.order_id, correlation_id="corr-1", causation_id=shipment_dispatched(order).event_id
     )
+    await keep_history(handle, HISTORIES / "order_completed.json")
 
 
 async def test_order_workflow_events_out_of_order_still_complete(env):
@@ -315,6 +321,7 @@ async def test_order_workflow_declined_payment_cancels(env):
     close = expect_cancelled(outcome, recorder, "payment_declined")
     assert recorder.names == ["price_order", "confirm_order", "cancel_order"]
     assert close.causation_id == declined.event_id
+    await keep_history(handle, HISTORIES / "order_payment_declined.json")
 
 
 async def test_order_workflow_cancels_when_payment_misses_its_deadline(env):
@@ -325,6 +332,7 @@ async def test_order_workflow_cancels_when_payment_misses_its_deadline(env):
     close = expect_cancelled(outcome, recorder, "payment_timeout")
     assert recorder.names == ["price_order", "confirm_order", "cancel_order"]
     assert close.causation_id is None
+    await keep_history(handle, HISTORIES / "order_payment_timeout.json")
 
 
 async def test_order_workflow_cancels_when_fulfillment_misses_its_deadline(env):
@@ -335,6 +343,7 @@ async def test_order_workflow_cancels_when_fulfillment_misses_its_deadline(env):
 
     expect_cancelled(outcome, recorder, "fulfillment_timeout")
     assert recorder.statuses == [OrderStatus.PAID]
+    await keep_history(handle, HISTORIES / "order_fulfillment_timeout.json")
 
 
 async def test_order_workflow_out_of_stock_after_payment_cancels(env):
@@ -348,6 +357,7 @@ async def test_order_workflow_out_of_stock_after_payment_cancels(env):
     assert recorder.names == ["price_order", "confirm_order", "record_progress", "cancel_order"]
     assert recorder.statuses == [OrderStatus.PAID]
     assert close.causation_id == unavailable.event_id
+    await keep_history(handle, HISTORIES / "order_out_of_stock.json")
 
 
 async def test_order_workflow_rejected_pricing_cancels_without_confirming(env):
@@ -358,6 +368,7 @@ async def test_order_workflow_rejected_pricing_cancels_without_confirming(env):
     close = expect_cancelled(outcome, recorder, "out_of_stock")
     assert recorder.names == ["price_order", "cancel_order"]
     assert close.causation_id is None
+    await keep_history(handle, HISTORIES / "order_out_of_stock_at_pricing.json")
 
 
 async def test_order_workflow_customer_cancels_while_payment_is_awaited(env):
@@ -370,6 +381,7 @@ async def test_order_workflow_customer_cancels_while_payment_is_awaited(env):
     close = expect_cancelled(outcome, recorder, "customer_cancelled")
     assert recorder.names == ["price_order", "confirm_order", "cancel_order"]
     assert close.causation_id is None
+    await keep_history(handle, HISTORIES / "order_customer_cancelled.json")
 
 
 async def test_order_workflow_customer_cancels_after_payment_before_shipment(env):
@@ -382,6 +394,7 @@ async def test_order_workflow_customer_cancels_after_payment_before_shipment(env
 
     expect_cancelled(outcome, recorder, "customer_cancelled")
     assert recorder.statuses == [OrderStatus.PAID, OrderStatus.FULFILLING]
+    await keep_history(handle, HISTORIES / "order_customer_cancelled_after_payment.json")
 
 
 async def test_order_workflow_refuses_cancellation_once_shipment_is_scheduled(env):
@@ -443,6 +456,7 @@ async def test_order_workflow_compensation_request_cancels_before_the_pivot(env)
 
     expect_cancelled(outcome, recorder, "saga_timeout")
     assert recorder.statuses == [OrderStatus.PAID]
+    await keep_history(handle, HISTORIES / "order_saga_timeout.json")
 
 
 async def test_order_workflow_ignores_a_compensation_request_past_the_pivot(env):
@@ -472,6 +486,7 @@ async def test_order_workflow_past_the_pivot_outwaits_its_dispatch_deadline(env)
         outcome = await handle.result()
 
     assert outcome == OrderOutcome(status=OrderStatus.COMPLETED)
+    await keep_history(handle, HISTORIES / "order_dispatch_deadline_outwaited.json")
 
 
 # --- determinism -----------------------------------------------------------------------------
@@ -507,6 +522,32 @@ async def test_order_workflow_replays_a_history_from_before_local_activities(env
     """An order whose steps ran as regular activities replays unchanged (run_step's patch keeps
     the old branch for it)."""
     history = WorkflowHistory.from_json(f"order-{HISTORY_ORDER_ID}", REMOTE_ACTIVITIES_HISTORY.read_text())
+    await assert_replays(history, [OrderWorkflow])
+
+
+# The branches OrderWorkflow can take, each with its history kept by the test that takes it.
+BRANCHES = [
+    "completed",
+    "payment_declined",
+    "payment_timeout",
+    "out_of_stock_at_pricing",
+    "out_of_stock",
+    "customer_cancelled",
+    "customer_cancelled_after_payment",
+    "fulfillment_timeout",
+    "saga_timeout",
+    "dispatch_deadline_outwaited",
+]
+
+
+def test_order_workflow_keeps_a_history_of_every_branch():
+    """Deleting a branch's history must not silently drop its replay test."""
+    assert_kept_histories(HISTORIES, "order", BRANCHES, recorded_by=__file__)
+
+
+@pytest.mark.parametrize("history", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.name)
+async def test_order_workflow_replays_every_kept_history(history):
+    """Orders running in production, whichever branch they took, survive a change to OrderWorkflow."""
     await assert_replays(history, [OrderWorkflow])
 
 

@@ -1,6 +1,13 @@
 """PaymentWorkflow and RefundWorkflow on Temporal's time-skipping test server, with test
 activities in place of the database-backed PaymentActivities: each records its call (and
-attempt) and returns a canned result or raises a canned error."""
+attempt) and returns a canned result or raises a canned error.
+
+Each branch's test keeps its workflow's history in tests/histories/payment_<branch>.json, and
+every history there is replayed with the current code, so a change that would break payments
+already running fails here. Record them again only when the change is safe:
+
+    cd /work/main && RECORD_HISTORIES=1 .venv/bin/pytest services/payment/tests/test_payment_workflow.py
+"""
 
 from __future__ import annotations
 
@@ -11,15 +18,16 @@ from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from concerto_contracts.values import CustomerSnapshot, LineItem, MaskedCard, OrderSnapshot, ShippingAddress, Totals
 from concerto_payment.workflows.inputs import ChargeResult, CollectPayment, PaymentResult, RefundPayment
 from concerto_payment.workflows.payment_workflow import PaymentWorkflow, RefundWorkflow
 from concerto_runtime.temporal import create_worker
-from concerto_runtime.testing import Executions, assert_replays, time_skipping_environment
+from concerto_runtime.testing import Executions, assert_kept_histories, assert_replays, keep_history, time_skipping_environment
 
+HISTORIES = Path(__file__).parent / "histories"
 CARD = MaskedCard(brand="visa", last4="4242")
 APPROVED = ChargeResult(approved=True, card=CARD, gateway="test-mode")
 DECLINED = ChargeResult(approved=False, card=MaskedCard(brand="visa", last4="0002"), gateway="test-mode", decline_reason="declined")
@@ -39,11 +47,11 @@ def order_snapshot(order_id: str) -> OrderSnapshot:
     )
 
 
-def collect_payment() -> CollectPayment:
+def collect_payment(**overrides) -> CollectPayment:
     order_id = f"ord-{uuid.uuid4().hex[:12]}"
     return CollectPayment(
         payment_id=f"pay-{order_id}", payment_method_id="pm-1", correlation_id="corr-1", causation_id="evt-1",
-        order=order_snapshot(order_id),
+        order=order_snapshot(order_id), **overrides,
     )
 
 
@@ -80,13 +88,17 @@ class Recorder:
                 return  # a local step re-run with its workflow task counts once
             calls.append(("record_payment", result, activity.info().attempt))
 
+        @activity.defn(name="release_unclaimed_charge")
+        async def release_unclaimed_charge(request: CollectPayment) -> None:
+            calls.append(("release_unclaimed_charge", request, activity.info().attempt))
+
         @activity.defn(name="refund_payment")
         async def refund_payment(refund: RefundPayment) -> None:
             attempt = activity.info().attempt
             calls.append(("refund_payment", refund, attempt))
             self._refund(attempt)
 
-        return [charge_card, record_payment, refund_payment]
+        return [charge_card, record_payment, release_unclaimed_charge, refund_payment]
 
     @property
     def names(self) -> list[str]:
@@ -107,6 +119,14 @@ async def run_payment(client: Client, recorder: Recorder, request: CollectPaymen
         )
 
 
+def payment_handle(client: Client, request: CollectPayment) -> WorkflowHandle:
+    return client.get_workflow_handle(f"payment-{request.payment_id}")
+
+
+def refund_handle(client: Client, refund: RefundPayment) -> WorkflowHandle:
+    return client.get_workflow_handle(f"refund-{refund.payment_id}")
+
+
 async def run_refund(client: Client, recorder: Recorder, refund: RefundPayment) -> None:
     task_queue = f"payment-test-{uuid.uuid4().hex[:8]}"
     async with create_worker(client, task_queue, [PaymentWorkflow, RefundWorkflow], recorder.activities()):
@@ -122,7 +142,7 @@ async def env():
 # --- PaymentWorkflow -------------------------------------------------------------------------
 
 # Recorded before record_payment became a local activity (concerto_runtime.workflows.run_step).
-REMOTE_ACTIVITIES_HISTORY = Path(__file__).parent / "histories" / "payment_approved_remote_activities.json"
+REMOTE_ACTIVITIES_HISTORY = HISTORIES / "payment_approved_remote_activities.json"
 
 
 async def test_payment_workflow_replays_a_history_from_before_local_activities():
@@ -154,6 +174,7 @@ async def test_payment_workflow_approved_charges_then_records(env):
     # The event-carried order state survives the round trip through Temporal's payloads.
     assert recorded.request.order == request.order
     assert recorded.request.order.totals.total == Decimal("62.59")
+    await keep_history(payment_handle(env.client, request), HISTORIES / "payment_approved.json")
 
 
 async def test_payment_workflow_declined_records_a_failed_payment(env):
@@ -168,6 +189,41 @@ async def test_payment_workflow_declined_records_a_failed_payment(env):
     assert recorded.charge.decline_reason == "declined"
     assert recorded.request == request
     assert result.charge == DECLINED
+    await keep_history(payment_handle(env.client, request), HISTORIES / "payment_declined.json")
+
+
+async def test_payment_workflow_unavailable_until_the_deadline_records_and_releases(env):
+    """No gateway takes the payment before its deadline: it fails as `unavailable`, and a charge
+    an earlier attempt may have made after all is released."""
+
+    def no_gateway(_: int) -> ChargeResult:
+        raise RuntimeError("no gateway available")
+
+    request = collect_payment(deadline_seconds=30)
+    recorder = Recorder(charge=no_gateway)
+
+    result = await run_payment(env.client, recorder, request)  # the test server skips the 30 s
+
+    assert len(recorder.attempts("charge_card")) > 1  # retried up to the deadline
+    assert recorder.names[-2:] == ["record_payment", "release_unclaimed_charge"]
+    assert result.charge == ChargeResult(approved=False, decline_reason="unavailable")
+    assert recorder.args("record_payment") == [result]
+    assert recorder.args("release_unclaimed_charge") == [request]
+    await keep_history(payment_handle(env.client, request), HISTORIES / "payment_unavailable.json")
+
+
+async def test_payment_workflow_for_a_cancelled_order_records_and_releases(env):
+    """The order was cancelled before its charge: nothing is charged, and anything an earlier
+    attempt charged is released."""
+    request = collect_payment()
+    cancelled = ChargeResult(approved=False, decline_reason="cancelled")
+    recorder = Recorder(charge=lambda _: cancelled)
+
+    result = await run_payment(env.client, recorder, request)
+
+    assert recorder.names == ["charge_card", "record_payment", "release_unclaimed_charge"]
+    assert result.charge == cancelled
+    await keep_history(payment_handle(env.client, request), HISTORIES / "payment_cancelled.json")
 
 
 async def test_payment_workflow_retries_a_charge_that_fails_transiently(env):
@@ -195,6 +251,7 @@ async def test_payment_workflow_refund_calls_refund_payment(env):
 
     assert recorder.names == ["refund_payment"]
     assert recorder.args("refund_payment") == [refund]
+    await keep_history(refund_handle(env.client, refund), HISTORIES / "payment_refunded.json")
 
 
 async def test_payment_workflow_refund_retries_while_the_payment_settles(env):
@@ -211,3 +268,22 @@ async def test_payment_workflow_refund_retries_while_the_payment_settles(env):
     assert recorder.names == ["refund_payment"] * 3
     assert recorder.attempts("refund_payment") == [1, 2, 3]
     assert recorder.args("refund_payment") == [refund] * 3
+
+
+# --- determinism -----------------------------------------------------------------------------
+
+# The branches PaymentWorkflow can take, and RefundWorkflow's (refunded), each with its history
+# kept by the test that takes it.
+BRANCHES = ["approved", "declined", "unavailable", "cancelled", "refunded"]
+
+
+def test_payment_workflow_keeps_a_history_of_every_branch():
+    """Deleting a branch's history must not silently drop its replay test."""
+    assert_kept_histories(HISTORIES, "payment", BRANCHES, recorded_by=__file__)
+
+
+@pytest.mark.parametrize("history", sorted(HISTORIES.glob("*.json")), ids=lambda path: path.name)
+async def test_payment_workflow_replays_every_kept_history(history):
+    """Payments and refunds running in production, whichever branch they took, survive a change
+    to their workflows."""
+    await assert_replays(history, [PaymentWorkflow, RefundWorkflow])

@@ -122,6 +122,15 @@ async def assert_replays(history, workflows: list[type]) -> None:
     assert result.replay_failure is None, f"{history.workflow_id} no longer replays: {result.replay_failure}"
 
 
+def assert_kept_histories(directory: Path, prefix: str, branches: list[str], *, recorded_by: str) -> None:
+    """Every branch a workflow can take has its history kept as `<prefix>_<branch>.json`."""
+    missing = [branch for branch in branches if not (directory / f"{prefix}_{branch}.json").exists()]
+    assert not missing, (
+        f"no history kept for {prefix} branch(es) {', '.join(missing)} in {directory}: record them with "
+        f"RECORD_HISTORIES=1 .venv/bin/pytest {recorded_by}"
+    )
+
+
 async def keep_history(handle: WorkflowHandle, path: Path) -> None:
     """Saves the workflow's history as `path`, for the replay tests, but only when
     RECORD_HISTORIES=1: the committed histories change only when someone means them to
