@@ -13,7 +13,9 @@ from concerto_contracts.values import MaskedCard, ShippingAddress, Totals
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """A request body: no unknown fields, and no coercion (`true` is not a quantity)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class Customer(Strict):
@@ -37,7 +39,7 @@ class PaymentDetails(Strict):
 
 
 class Address(ShippingAddress):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, strict=True)
 
 
 class PlaceOrderRequest(Strict):
@@ -117,7 +119,7 @@ class ProductList(BaseModel):
     items: list[Product]
 
 
-class StockLevel(BaseModel):
+class StockLevel(Strict):
     quantity: int = Field(ge=0, le=1_000_000)
 
 
@@ -149,7 +151,7 @@ class OrderSubmission(BaseModel):
     request_fingerprint: str
 
 
-class PaymentMethodRequest(BaseModel):
+class PaymentMethodRequest(Strict):
     token: str
 
 
@@ -161,7 +163,7 @@ class PaymentMethodCreated(BaseModel):
 class GatewayFaults(BaseModel):
     """Faults injected into a simulated payment gateway; an empty body clears them all."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     error_rate: float | None = Field(None, ge=0, le=1, description="share of calls answered 503, nothing done")
     latency_ms: int | None = Field(None, ge=0, le=60_000, description="delay added to every call")
@@ -264,7 +266,7 @@ class ConsumerControls(BaseModel):
     nothing (a silent service); `fail_event_types` makes its handler reject those events as
     invalid, so they end on the dead-letter topic. An empty body restores normal service."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     paused: bool = False
     fail_event_types: list[str] = Field(default_factory=list, max_length=20, examples=[["PaymentCompleted"]])

@@ -51,9 +51,16 @@ def _problems(*statuses: int) -> dict:
 
 
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+# What an id in a path may be (order ids, customer ids, skus, names): anything else is a 422,
+# never forwarded, so no odd byte reaches a service's URL.
+IDENTIFIER = r"^[A-Za-z0-9._:-]{1,100}$"
+
+
+def identifier(description: str):
+    return Path(pattern=IDENTIFIER, max_length=100, description=description)
 customer = Depends(require(Role.CUSTOMER))
 admin = Depends(require(Role.ADMIN))
-api = APIRouter(prefix="/api/v1", responses=_problems(401, 403, 429, 502, 503))
+api = APIRouter(prefix="/api/v1", responses=_problems(400, 401, 403, 429, 502, 503))
 
 
 def upstream(request: Request, name: str) -> Upstream:
@@ -85,18 +92,18 @@ async def place_order(
 
 
 @api.get("/orders/{order_id}", response_model=OrderView, responses=_problems(404), tags=["orders"], dependencies=[customer])
-async def get_order(order_id: str, request: Request) -> JSONResponse:
+async def get_order(request: Request, order_id: str = identifier("the order's id")) -> JSONResponse:
     return relay(await upstream(request, "order").call("GET", f"/orders/{order_id}"), request)
 
 
 @api.post("/orders/{order_id}/cancel", status_code=202, response_model=OrderView, responses=_problems(404, 409), tags=["orders"], dependencies=[customer])
-async def cancel_order(order_id: str, request: Request) -> JSONResponse:
+async def cancel_order(request: Request, order_id: str = identifier("the order's id")) -> JSONResponse:
     """Cancel an order; refused (409) once the shipment is on its way."""
     return relay(await upstream(request, "order").call("POST", f"/orders/{order_id}/cancel"), request)
 
 
 @api.get("/orders/{order_id}/timeline", response_model=Timeline, responses=_problems(404), tags=["orders"], dependencies=[customer])
-async def order_timeline(order_id: str, request: Request) -> JSONResponse:
+async def order_timeline(request: Request, order_id: str = identifier("the order's id")) -> JSONResponse:
     """Where the order is in its saga: every event the contexts published about it, in causal
     order, what is expected next and by when, and the saga's status (from the saga monitor)."""
     return relay(await upstream(request, "monitor").call("GET", f"/sagas/{order_id}/timeline"), request)
@@ -108,12 +115,12 @@ async def list_products(request: Request) -> JSONResponse:
 
 
 @api.get("/customers/{customer_id}/loyalty", response_model=LoyaltyAccount, tags=["loyalty"], dependencies=[customer])
-async def loyalty(customer_id: str, request: Request) -> JSONResponse:
+async def loyalty(request: Request, customer_id: str = identifier("the customer's id")) -> JSONResponse:
     return relay(await upstream(request, "loyalty").call("GET", f"/customers/{customer_id}/loyalty"), request)
 
 
 @api.put("/admin/inventory/{sku}", responses=_problems(404, 422), tags=["admin"], dependencies=[admin])
-async def set_inventory(sku: str, level: StockLevel, request: Request) -> JSONResponse:
+async def set_inventory(level: StockLevel, request: Request, sku: str = identifier("the product's sku")) -> JSONResponse:
     """Set a sku's stock level (admin)."""
     return relay(await upstream(request, "fulfillment").call("PUT", f"/inventory/{sku}", json=level.model_dump()), request)
 
@@ -125,7 +132,9 @@ async def payment_gateways(request: Request) -> JSONResponse:
 
 
 @api.put("/admin/payment-gateways/{name}/faults", responses=_problems(404, 422), tags=["admin"], dependencies=[admin])
-async def set_payment_gateway_faults(name: str, request: Request, faults: GatewayFaults | None = Body(None)) -> JSONResponse:
+async def set_payment_gateway_faults(
+    request: Request, name: str = identifier("the payment gateway, e.g. cardpay"), faults: GatewayFaults | None = Body(None)
+) -> JSONResponse:
     """Inject faults into a simulated payment gateway; an empty body clears them (admin).
     `{"outage": true}` switches it off."""
     body = faults.model_dump(exclude_none=True) if faults else {}
@@ -133,7 +142,7 @@ async def set_payment_gateway_faults(name: str, request: Request, faults: Gatewa
 
 
 @api.get("/admin/payment-gateways/{name}/charges", responses=_problems(404), tags=["admin"], dependencies=[admin])
-async def payment_gateway_ledger(name: str, request: Request) -> JSONResponse:
+async def payment_gateway_ledger(request: Request, name: str = identifier("the payment gateway, e.g. cardpay")) -> JSONResponse:
     """The charges and refunds a simulated payment gateway has on its books (admin)."""
     return relay(await upstream(request, "payment").call("GET", f"/payment-gateways/{name}/charges"), request)
 
@@ -143,7 +152,7 @@ async def sagas(
     request: Request,
     status: SagaStatus | None = Query(None, description="only sagas in this status, e.g. STUCK"),
     limit: int = Query(20, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000),
 ) -> JSONResponse:
     """Order sagas, the most recently active first (admin)."""
     params = {"limit": limit, "offset": offset, **({"status": status.value} if status else {})}
@@ -151,7 +160,7 @@ async def sagas(
 
 
 @api.get("/admin/dead-letters", response_model=DeadLetterPage, tags=["admin"], dependencies=[admin])
-async def dead_letters(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> JSONResponse:
+async def dead_letters(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000)) -> JSONResponse:
     """Messages a consumer gave up on, the newest first (admin)."""
     return relay(await upstream(request, "monitor").call("GET", "/dead-letters", params={"limit": limit, "offset": offset}), request)
 
@@ -167,13 +176,15 @@ CONTEXTS = ("order", "payment", "fulfillment", "loyalty", "monitor")
 
 
 @api.get("/admin/consumers/{context}", response_model=ConsumerControls, responses=_problems(404), tags=["admin"], dependencies=[admin])
-async def consumer_controls(context: str, request: Request) -> JSONResponse:
+async def consumer_controls(request: Request, context: str = identifier("the context, e.g. loyalty")) -> JSONResponse:
     """A context's event consumer: paused or not, and which event types it is made to fail (admin)."""
     return relay(await upstream(request, _context(context)).call("GET", "/consumer"), request)
 
 
 @api.put("/admin/consumers/{context}", response_model=ConsumerControls, responses=_problems(404, 422), tags=["admin"], dependencies=[admin])
-async def set_consumer_controls(context: str, request: Request, controls: ConsumerControls | None = Body(None)) -> JSONResponse:
+async def set_consumer_controls(
+    request: Request, context: str = identifier("the context, e.g. loyalty"), controls: ConsumerControls | None = Body(None)
+) -> JSONResponse:
     """Silence a context (`{"paused": true}`: it stops reading events, and the saga monitor's
     deadlines fire), or make its handler reject some event types as invalid (`{"fail_event_types":
     ["PaymentCompleted"]}`: they go to the dead letters). An empty body restores it (admin)."""
@@ -239,4 +250,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.include_router(api)
     app.include_router(console_router)
+    app.openapi = lambda: app.openapi_schema or _problems_for_invalid_requests(FastAPI.openapi(app))
     return app
+
+
+def _problems_for_invalid_requests(schema: dict) -> dict:
+    """FastAPI documents its 422 as a plain JSON validation error; ours is problem+json."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            if "422" in operation.get("responses", {}):
+                operation["responses"]["422"] = {
+                    "description": "Invalid request",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+                }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(unused, None)
+    return schema

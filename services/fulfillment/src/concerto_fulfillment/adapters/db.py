@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Integer, MetaData, String, Table, func, select, update
+from sqlalchemy import JSON, CheckConstraint, Column, Integer, MetaData, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from concerto_runtime.database import UtcDateTime
 
 tables = MetaData()
 
@@ -29,8 +31,8 @@ shipments = Table(
     Column("items", JSON, nullable=False),
     Column("carrier", String(40), nullable=True),
     Column("tracking_number", String(40), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("dispatched_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False, server_default=func.now()),
+    Column("dispatched_at", UtcDateTime, nullable=True),
 )
 
 

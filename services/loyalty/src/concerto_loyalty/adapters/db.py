@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, UniqueConstraint, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, UniqueConstraint, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from concerto_runtime.database import UtcDateTime
 
 tables = MetaData()
 
@@ -25,7 +27,7 @@ ledger = Table(
     Column("order_id", String(64), nullable=False),
     Column("reason", String(20), nullable=False),  # awarded, reversed
     Column("points", Integer, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("at", UtcDateTime, nullable=False, server_default=func.now()),
     # One award and at most one reversal per order, however often an event is delivered.
     UniqueConstraint("customer_id", "order_id", "reason"),
 )

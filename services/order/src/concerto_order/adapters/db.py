@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, Numeric, String, Table, func, select, update
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, Numeric, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts.http import OrderStatus
@@ -51,7 +51,7 @@ stock_levels = Table(
     tables,
     Column("sku", String(64), primary_key=True),
     Column("available", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", UtcDateTime, nullable=False, server_default=func.now()),
 )
 
 # A projection of loyalty's TierChanged events, so an order carries the customer's tier.

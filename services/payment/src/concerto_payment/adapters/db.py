@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Numeric, String, Table, func, select, update
+from sqlalchemy import JSON, Column, Integer, MetaData, Numeric, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from concerto_runtime.database import UtcDateTime
 
 tables = MetaData()
 
@@ -18,7 +20,7 @@ payment_methods = Table(
     Column("token", String(200), nullable=False),
     Column("brand", String(20), nullable=False),
     Column("last4", String(4), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_at", UtcDateTime, nullable=False, server_default=func.now()),
 )
 
 payments = Table(
@@ -36,9 +38,9 @@ payments = Table(
     Column("gateway_reference", String(80), nullable=True),  # the provider's id for the charge
     Column("refund_id", String(80), nullable=True),
     # Set when the order is cancelled while the payment is still being attempted: stop charging.
-    Column("cancel_requested_at", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("cancel_requested_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False, server_default=func.now()),
+    Column("updated_at", UtcDateTime, nullable=False, server_default=func.now()),
 )
 
 
@@ -54,7 +56,7 @@ gateway_attempts = Table(
     Column("outcome", String(20), nullable=False),
     Column("detail", String(500), nullable=True),
     Column("duration_ms", Integer, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("at", UtcDateTime, nullable=False, server_default=func.now()),
 )
 
 
