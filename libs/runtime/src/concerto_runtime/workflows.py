@@ -14,12 +14,27 @@ from temporalio.common import RetryPolicy
 LOCAL_STEPS_PATCH = "database-steps-as-local-activities"
 
 
+class PermanentFailure(Exception):
+    """Raised by a step when trying again cannot help: what it works on does not exist, or its
+    input breaks a rule. The step fails at once and so does its workflow, visibly (the Temporal
+    UI shows the error, the saga monitor the stuck saga), instead of retrying unseen forever."""
+
+
+# Errors no retry can fix. Anything else (a database or a gateway away, a bug about to be fixed
+# and deployed) is retried without limit, backing off to 10 s.
+PERMANENT_FAILURES = [PermanentFailure.__name__, "ValidationError"]
+
+
 def activity_options(**overrides: Any) -> dict[str, Any]:
-    """The one set of activity options: 30 s an attempt, retried from 200 ms backing off to 10 s.
-    Keyword arguments override it for one call."""
+    """The one set of activity options: 30 s an attempt, retried from 200 ms backing off to 10 s,
+    except for permanent failures. Keyword arguments override it for one call."""
     return {
         "start_to_close_timeout": timedelta(seconds=30),
-        "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=200),
+            maximum_interval=timedelta(seconds=10),
+            non_retryable_error_types=PERMANENT_FAILURES,
+        ),
         **overrides,
     }
 

@@ -21,6 +21,7 @@ from concerto_fulfillment.workflows.inputs import FulfillOrder, Reservation
 from concerto_messaging import UnitOfWork
 from concerto_observability import bind
 from concerto_runtime import Runtime
+from concerto_runtime.workflows import PermanentFailure
 
 
 # How often a reservation reads the stock again when a concurrent one took the units first.
@@ -29,6 +30,14 @@ RESERVATION_TRIES = 5
 
 class StockContended(RuntimeError):
     """Reservations kept taking the units this one chose: the activity fails and is retried."""
+
+
+async def reserved_shipment(session, order_id: str):
+    """The order's shipment, which a step after the reservation cannot do without."""
+    shipment = await db.get_shipment(session, order_id)
+    if shipment is None:
+        raise PermanentFailure(f"order {order_id} has no shipment: its stock was never reserved")
+    return shipment
 
 
 def shipment_id_for(order_id: str) -> str:
@@ -94,7 +103,7 @@ class FulfillmentActivities:
     async def schedule_shipment(self, request: FulfillOrder) -> None:
         order = request.order
         async with self._runtime.unit_of_work() as uow:
-            shipment = await db.get_shipment(uow.session, order.order_id)
+            shipment = await reserved_shipment(uow.session, order.order_id)
             if shipment.status != "RESERVED":
                 return
             weight = sum(item.weight_grams * item.quantity for item in order.items)
@@ -120,7 +129,7 @@ class FulfillmentActivities:
         meantime (the cancellation may reach this context after the workflow's last look)."""
         order = request.order
         async with self._runtime.unit_of_work() as uow:
-            shipment = await db.get_shipment(uow.session, order.order_id)
+            shipment = await reserved_shipment(uow.session, order.order_id)
             if shipment.status == "DISPATCHED":
                 return True
             if shipment.status != "SCHEDULED" or await db.is_cancelled(uow.session, order.order_id):

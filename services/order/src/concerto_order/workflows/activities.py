@@ -17,6 +17,14 @@ from concerto_order.domain.catalog import CURRENCY
 from concerto_order.domain.model import Line, may_move_to, price, short_stock
 from concerto_order.workflows.inputs import CloseOrder, ConfirmOrder, PlaceOrder, Pricing, RecordProgress
 from concerto_runtime import Runtime
+from concerto_runtime.workflows import PermanentFailure
+
+
+async def existing_order(session, order_id: str):
+    order = await db.get_order(session, order_id)
+    if order is None:
+        raise PermanentFailure(f"order {order_id} does not exist")
+    return order
 
 
 class OrderActivities:
@@ -68,7 +76,7 @@ class OrderActivities:
     async def confirm_order(self, confirm: ConfirmOrder) -> None:
         with bind(correlation_id=confirm.correlation_id, order_id=confirm.order_id):
             async with self._runtime.unit_of_work() as uow:
-                order = await db.get_order(uow.session, confirm.order_id)
+                order = await existing_order(uow.session, confirm.order_id)
                 if order.status != OrderStatus.PENDING:
                     return
                 await db.update_order(
@@ -111,7 +119,7 @@ class OrderActivities:
     async def _close(self, close: CloseOrder, status: OrderStatus) -> None:
         with bind(correlation_id=close.correlation_id, order_id=close.order_id):
             async with self._runtime.unit_of_work() as uow:
-                order = await db.get_order(uow.session, close.order_id)
+                order = await existing_order(uow.session, close.order_id)
                 if OrderStatus(order.status).terminal:
                     return
                 await db.update_order(uow.session, close.order_id, status=status, cancellation_reason=close.reason)
