@@ -8,7 +8,9 @@
 
 Options: --data-dir DIR (default: .data in the repo), --only kafka,temporal (default: the
 STACK_ONLY environment variable, else everything). STACK_READY_TIMEOUT (seconds, default 60)
-bounds the wait for each component.
+bounds the wait for each component. REPLICAS=N (default 1) runs N instances of each bounded
+context (order-2, ... on the port + 10, + 20, ...): they share the context's database, consumer
+group and task queue, and the gateway spreads its calls over them.
 
 Kafka starts first, then Temporal, then the services side by side, then the gateway: each
 stage waits until the one before it is healthy, because it needs it. Everything lives in the
@@ -63,6 +65,11 @@ SERVICES = [
     ("monitor",     8105, None),  # the saga monitor: reads every context's events
     ("gateway",     8080, None),  # last: it routes to the others
 ]
+
+# The contexts that can run as several instances (REPLICAS=2): Kafka shares their consumer
+# group's partitions between them, Temporal their task queue's tasks.
+REPLICATED = {"order", "payment", "fulfillment", "loyalty", "monitor"}
+REPLICA_PORT_STEP = 10
 
 # Seconds each component gets to become ready (raise it on a slow machine).
 READY_TIMEOUT = float(os.environ.get("STACK_READY_TIMEOUT", "60"))
@@ -217,40 +224,57 @@ def prepare_service(data: Path) -> None:
         raise StackError(f"{VENV_BIN / 'python'} is missing: run `make setup`")
 
 
-COMPONENTS = [
-    Component(
-        "kafka", [KAFKA_PORT, KAFKA_CONTROLLER_PORT], f"{HOST}:{KAFKA_PORT} (bootstrap servers)",
-        command=lambda data: java("kafka.Kafka", str(data / "kafka" / "server.properties")),
-        probe=kafka_probe, prepare=prepare_kafka, stop_timeout=30, stage=0,
-    ),
-    Component(
-        "temporal", [TEMPORAL_PORT, TEMPORAL_UI_PORT], f"{HOST}:{TEMPORAL_PORT}, UI http://{HOST}:{TEMPORAL_UI_PORT}",
-        command=lambda data: [
-            str(VENV_BIN / "temporal"), "server", "start-dev",
-            "--ip", HOST, "--port", str(TEMPORAL_PORT), "--ui-port", str(TEMPORAL_UI_PORT),
-            "--db-filename", str(data / "temporal" / "temporal.db"),
-            "--log-level", "warn",
-            # A workflow started by a service whose own worker polls its task queue gets its first
-            # task in the start's answer, and an activity its worker will run comes back with the
-            # workflow task's: fewer round trips per order (ADR 8).
-            "--dynamic-config-value", "system.enableEagerWorkflowStart=true",
-            "--dynamic-config-value", "system.enableActivityEagerExecution=true",
-        ],
-        probe=temporal_probe, prepare=prepare_temporal, stop_timeout=15, stage=1,
-    ),
-] + [
-    Component(
-        name, [port], f"http://{HOST}:{port}",
-        command=lambda data, name=name, module=module: [
-            str(VENV_BIN / "python"), "-m", *(module or f"concerto_{name}").split(),
-        ],
-        probe=http_probe(port), prepare=prepare_service,
-        # The services need only Kafka and Temporal, so they start side by side; the gateway,
-        # which routes to them, after them.
-        stage=3 if name == "gateway" else 2,
-    )
-    for name, port, module in SERVICES
-]
+def components_of(replicas: int) -> list[Component]:
+    """Every component, with `replicas` instances of each context in REPLICATED."""
+    return [
+        Component(
+            "kafka", [KAFKA_PORT, KAFKA_CONTROLLER_PORT], f"{HOST}:{KAFKA_PORT} (bootstrap servers)",
+            command=lambda data: java("kafka.Kafka", str(data / "kafka" / "server.properties")),
+            probe=kafka_probe, prepare=prepare_kafka, stop_timeout=30, stage=0,
+        ),
+        Component(
+            "temporal", [TEMPORAL_PORT, TEMPORAL_UI_PORT], f"{HOST}:{TEMPORAL_PORT}, UI http://{HOST}:{TEMPORAL_UI_PORT}",
+            command=lambda data: [
+                str(VENV_BIN / "temporal"), "server", "start-dev",
+                "--ip", HOST, "--port", str(TEMPORAL_PORT), "--ui-port", str(TEMPORAL_UI_PORT),
+                "--db-filename", str(data / "temporal" / "temporal.db"),
+                "--log-level", "warn",
+                # A workflow started by a service whose own worker polls its task queue gets its first
+                # task in the start's answer, and an activity its worker will run comes back with the
+                # workflow task's: fewer round trips per order (ADR 8).
+                "--dynamic-config-value", "system.enableEagerWorkflowStart=true",
+                "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+            ],
+            probe=temporal_probe, prepare=prepare_temporal, stop_timeout=15, stage=1,
+        ),
+    ] + [
+        Component(
+            name, [port], f"http://{HOST}:{port}",
+            command=lambda data, name=name, module=module: [
+                str(VENV_BIN / "python"), "-m", *(module or f"concerto_{name.split('-')[0]}").split(),
+            ],
+            probe=http_probe(port), prepare=prepare_service,
+            # The services need only Kafka and Temporal, so they start side by side; the gateway,
+            # which routes to them, after them.
+            stage=3 if name == "gateway" else 2,
+        )
+        for name, port, module in service_instances(replicas)
+    ]
+
+
+def service_instances(replicas: int) -> list[tuple[str, int, str | None]]:
+    """SERVICES with the extra instances: order, order-2 (port 8111), order-3 (8121), ..."""
+    return [
+        (name if i == 1 else f"{name}-{i}", port + REPLICA_PORT_STEP * (i - 1), module)
+        for name, port, module in SERVICES
+        for i in range(1, (replicas if name in REPLICATED else 1) + 1)
+    ]
+
+
+def replicas_of(data: Path) -> int:
+    """REPLICAS, or as many instances as are running already (so `down` finds them all)."""
+    running = [int(m.group(1)) for pid in (data / "run").glob("*.pid") if (m := re.fullmatch(r".+-(\d+)\.pid", pid.name))]
+    return max([int(os.environ.get("REPLICAS", "1")), *running])
 
 
 def environment(data: Path, component: Component) -> dict[str, str]:
@@ -272,9 +296,13 @@ def environment(data: Path, component: Component) -> dict[str, str]:
         CONCERTO_STACK=str(data),
         CONCERTO_STACK_COMPONENT=component.name,
     )
-    for name, port, _ in SERVICES:  # ORDER_SERVICE_URL=http://127.0.0.1:8101, ... (the gateway routes by them)
-        env[f"{name.upper().replace('-', '_')}_SERVICE_URL"] = f"http://{HOST}:{port}"
-    if component.name in {name for name, _, _ in SERVICES}:
+    # ORDER_SERVICE_URL=http://127.0.0.1:8101 (or, with replicas, ...:8101,http://127.0.0.1:8111):
+    # the gateway routes by them.
+    instances = service_instances(replicas_of(data))
+    for name, _, _ in SERVICES:
+        urls = [f"http://{HOST}:{port}" for instance, port, _ in instances if instance.split("-")[0] == name]
+        env[f"{name.upper().replace('-', '_')}_SERVICE_URL"] = ",".join(urls)
+    if component.name in {name for name, _, _ in instances}:
         env["HTTP_PORT"] = str(component.ports[0])
     return env
 
@@ -597,12 +625,13 @@ def main() -> int:
     parser.add_argument("--only", default=os.environ.get("STACK_ONLY", ""), help="comma-separated components, e.g. kafka,temporal")
     args = parser.parse_args()
 
-    wanted = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(wanted) - {c.name for c in COMPONENTS}
-    if unknown:
-        parser.error(f"unknown component(s) {', '.join(sorted(unknown))}; known: {', '.join(c.name for c in COMPONENTS)}")
-    components = [c for c in COMPONENTS if not wanted or c.name in wanted]
     data = args.data_dir.resolve()
+    every = components_of(replicas_of(data))
+    wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(wanted) - {c.name for c in every}
+    if unknown:
+        parser.error(f"unknown component(s) {', '.join(sorted(unknown))}; known: {', '.join(c.name for c in every)}")
+    components = [c for c in every if not wanted or c.name in wanted]
     command = {"run": cmd_run, "up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command]
     return command(data, components)
 

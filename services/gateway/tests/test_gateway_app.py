@@ -8,6 +8,7 @@ listening, so a call that gets past the gateway's checks meets a real "connectio
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -15,9 +16,12 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 from concerto_gateway.app import create_app
 from concerto_gateway.settings import GatewaySettings
+from concerto_runtime.testing import eventually
 
 CUSTOMER_KEY = "test-customer-key"
 ADMIN_KEY = "test-admin-key"
@@ -393,3 +397,62 @@ async def test_gateway_app_silent_service_is_503_after_the_timeout(silent_url):
     async with gateway(settings(silent_url, upstream_timeout_seconds=0.2)) as client:
         body = assert_problem(await client.get("/api/v1/products", headers=CUSTOMER), 503, "Service unavailable")
     assert body["detail"] == "the order service did not answer in time"
+
+
+# --- replicas ----------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def context_replica(name: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """A stand-in for one instance of a context on a real local port: it answers the calls the
+    tests make, and notes each one as 'METHOD path'."""
+    calls: list[str] = []
+    replica = FastAPI()
+
+    @replica.get("/products")
+    async def products() -> dict:
+        calls.append("GET /products")
+        return {"items": [], "currency": "EUR", "served_by": name}
+
+    @replica.put("/consumer")
+    async def consumer(controls: dict) -> dict:
+        calls.append("PUT /consumer")
+        return {"paused": False, "fail_event_types": []} | controls
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(replica, log_level="warning"))
+        server.install_signal_handlers = lambda: None  # pytest keeps its Ctrl-C
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        await eventually(lambda: _true(server.started), timeout=10, interval=0.02, what=f"replica {name} to serve")
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}", calls
+        finally:
+            server.should_exit = True
+            await serving
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_gateway_app_spreads_calls_over_replicas_and_skips_one_that_is_down(refused_url):
+    async with context_replica("a") as (first, first_calls), context_replica("b") as (second, second_calls):
+        async with gateway(settings(refused_url, order_url=f"{first},{refused_url},{second}")) as client:
+            answers = [await client.get("/api/v1/products", headers=CUSTOMER) for _ in range(6)]
+
+    assert [a.status_code for a in answers] == [200] * 6, "the replica that is down is skipped"
+    assert len(first_calls) >= 2 and len(second_calls) >= 2, (first_calls, second_calls)
+    assert len(first_calls) + len(second_calls) == 6
+
+
+async def test_gateway_app_sets_consumer_controls_on_every_replica(refused_url):
+    async with context_replica("a") as (first, first_calls), context_replica("b") as (second, second_calls):
+        async with gateway(settings(refused_url, loyalty_url=f"{first},{second}")) as client:
+            answer = await client.put("/api/v1/admin/consumers/loyalty", json={"paused": True}, headers=ADMIN)
+        async with gateway(settings(refused_url, loyalty_url=f"{first},{refused_url}")) as client:
+            one_down = await client.put("/api/v1/admin/consumers/loyalty", json={"paused": True}, headers=ADMIN)
+
+    assert answer.status_code == 200 and answer.json()["paused"] is True
+    assert first_calls == ["PUT /consumer", "PUT /consumer"] and second_calls == ["PUT /consumer"]
+    assert_problem(one_down, 503, "Service unavailable")

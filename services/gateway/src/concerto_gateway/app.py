@@ -189,7 +189,8 @@ async def set_consumer_controls(
     deadlines fire), or make its handler reject some event types as invalid (`{"fail_event_types":
     ["PaymentCompleted"]}`: they go to the dead letters). An empty body restores it (admin)."""
     body = (controls or ConsumerControls()).model_dump()
-    return relay(await upstream(request, _context(context)).call("PUT", "/consumer", json=body), request)
+    # Every replica's consumer: a context is silent only if all of its instances are.
+    return relay(await upstream(request, _context(context)).call_every("PUT", "/consumer", json=body), request)
 
 
 def _context(name: str) -> str:

@@ -4,6 +4,7 @@ failing service becomes a 502/503."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -18,26 +19,65 @@ log = logging.getLogger(__name__)
 
 
 class Upstream:
-    def __init__(self, name: str, base_url: str, timeout: float) -> None:
+    """One context, behind one or more base URLs (its replicas, comma-separated): calls go to
+    each in turn, and one that refuses the connection is skipped for the next (nothing was
+    sent, so nothing can happen twice)."""
+
+    def __init__(self, name: str, base_urls: str, timeout: float) -> None:
         self.name = name
         # Idle connections are dropped well before the services' own keep-alive timeout
         # (uvicorn's is 5 s, httpx's default also 5 s): otherwise a request can go out on a
         # connection the service is closing at that moment, and fail as "unreachable".
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0))
+        self._clients = [
+            httpx.AsyncClient(base_url=url.strip(), timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0))
+            for url in base_urls.split(",")
+            if url.strip()
+        ]
+        self._turn = itertools.count()
+
+    def _in_turn(self) -> list[httpx.AsyncClient]:
+        first = next(self._turn) % len(self._clients)
+        return self._clients[first:] + self._clients[:first]
 
     async def call(
         self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None, params: dict | None = None
     ) -> httpx.Response:
-        headers = {k: v for k, v in (headers or {}).items() if v is not None}
+        for client in self._in_turn():
+            try:
+                return await self._call(client, method, path, json=json, headers=headers, params=params)
+            except httpx.ConnectError as exc:
+                # Nothing was sent: the next replica may take it.
+                log.warning("%s service unreachable at %s: %s", self.name, client.base_url, exc)
+        raise Problem(503, "Service unavailable", f"the {self.name} service is unreachable")
+
+    async def call_every(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+        """The same call to every replica (a switch that must hold for the whole context): the
+        first refusal, else the first answer."""
+        answers = []
+        for client in self._clients:
+            try:
+                answers.append(await self._call(client, method, path, json=json))
+            except httpx.ConnectError:
+                raise Problem(503, "Service unavailable", f"the {self.name} service is unreachable") from None
+        return next((answer for answer in answers if answer.status_code >= 400), answers[0])
+
+    async def _call(self, client: httpx.AsyncClient, method: str, path: str, **request: Any) -> httpx.Response:
+        """One request to one replica. A refused connection is raised (ConnectError); any other
+        failure becomes a problem."""
+        headers = {k: v for k, v in (request.pop("headers", None) or {}).items() if v is not None}
         if correlation_id():
             headers["X-Correlation-ID"] = correlation_id()
+        method_path = f"{method} {path}"
         try:
-            response = await self._client.request(method, path, json=json, headers=headers, params=params)
+            response = await client.request(method, path, headers=headers, **request)
+        except httpx.ConnectError:
+            raise
         except httpx.TimeoutException:
-            log.warning("%s service did not answer %s %s in time", self.name, method, path)
+            # Not tried elsewhere: the request may have been carried out.
+            log.warning("%s service did not answer %s in time", self.name, method_path)
             raise Problem(503, "Service unavailable", f"the {self.name} service did not answer in time") from None
         except httpx.TransportError as exc:
-            log.warning("%s service unreachable: %s", self.name, exc)
+            log.warning("%s service failed during %s: %s", self.name, method_path, exc)
             raise Problem(503, "Service unavailable", f"the {self.name} service is unreachable") from None
         try_again = response.status_code == 503 and response.headers.get("content-type", "").startswith("application/problem+json")
         if response.status_code >= 500 and not try_again:
@@ -46,13 +86,18 @@ class Upstream:
         return response
 
     async def ready(self) -> bool:
-        try:
-            return (await self._client.get("/health/ready")).status_code == 200
-        except httpx.HTTPError:
-            return False
+        """Ready when some replica is: the calls go to whichever answers."""
+        for client in self._clients:
+            try:
+                if (await client.get("/health/ready")).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                continue
+        return False
 
     async def close(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
 
 def relay(response: httpx.Response, request: Request) -> JSONResponse:
