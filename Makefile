@@ -6,6 +6,7 @@
 #   make test     set-up, a fresh stack under .data/test, every test, stack down again
 #   make browser  Debian's chromium, for the console's browser test (make test does it)
 #   make bench    orders/s and latency, platform beside its floor (BENCH_ARGS=--use-running: `make up`'s stack)
+#   make chaos    kill components in turn under load, replay and poison events, check the books
 # Everything the stack writes goes to .data/, every tool to .tools/ (both gitignored).
 
 SHELL := bash
@@ -35,7 +36,7 @@ TEST_SAGA_DEADLINES ?= SAGA_DEADLINE_PAYMENT=45 SAGA_DEADLINE_REFUND=45 SAGA_DEA
 # Use the Python already on the machine; never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup sync run up down status infra-up infra-down test browser bench
+.PHONY: help setup sync run up down status infra-up infra-down test browser bench chaos
 
 help:
 	@sed -n 's/^#   /  /p' $(MAKEFILE_LIST)
@@ -108,6 +109,16 @@ test: setup browser
 	KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 TEMPORAL_ADDRESS=127.0.0.1:7233 \
 	GATEWAY_URL=http://127.0.0.1:8080 STACK_DATA_DIR=$(TEST_DATA) TEST_PAYMENT_DEADLINE_SECONDS=$(TEST_PAYMENT_DEADLINE) $(TEST_SAGA_DEADLINES) \
 	.venv/bin/pytest $(PYTEST_ARGS)
+	# Then the short chaos run, on its own stack (the test stack is down by now: same ports).
+	.venv/bin/python infra/chaos/chaos.py --short
+
+# Orders at a steady rate while components are killed in turn, events replayed and poison mixed
+# in, on a fresh stack with two replicas of each context (infra/chaos/chaos.py); prints a table
+# of invariants and fails if one does not hold. A few minutes. CHAOS_ARGS passes options.
+CHAOS_ARGS ?=
+chaos: setup
+	$(STACK) down
+	.venv/bin/python infra/chaos/chaos.py $(CHAOS_ARGS)
 
 # The benchmark (infra/bench/concerto_bench/bench.py): by default a fresh stack under .data/bench
 # (a stack from `make up` is stopped first: same ports), the floor then the platform, rates in
