@@ -53,6 +53,7 @@ def _samples() -> dict[type[DomainEvent], DomainEvent]:
     built = [
         events.OrderConfirmed(order_id=ORDER_ID, order=snapshot, payment_method_id="pm-123"),
         events.OrderCancelled(order_id=ORDER_ID, customer_id=CUSTOMER_ID, reason="payment declined", total=Decimal("52.66"), **money),
+        events.OrderReadyToShip(order_id=ORDER_ID, shipment_id="shp-1"),
         events.OrderCompleted(order_id=ORDER_ID, customer_id=CUSTOMER_ID, total=Decimal("52.66"), tracking_number="TRK1", **money),
         events.PaymentCompleted(
             order_id=ORDER_ID, payment_id="pay-1", amount=Decimal("52.66"), card=card, gateway="fake", order=snapshot, **money

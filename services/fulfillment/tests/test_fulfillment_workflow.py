@@ -118,15 +118,23 @@ async def step_times(handle: WorkflowHandle) -> dict[str, datetime]:
 
 @asynccontextmanager
 async def running(
-    client: Client, request: FulfillOrder, reservation: Reservation | None = None, dispatched: bool = True, **start_options
+    client: Client,
+    request: FulfillOrder,
+    reservation: Reservation | None = None,
+    dispatched: bool = True,
+    order_agrees: bool = True,
+    **start_options,
 ) -> AsyncIterator[tuple[WorkflowHandle[FulfillmentWorkflow, str], Recorder]]:
-    """A worker with test activities on a queue of its own, and the order's workflow started on it."""
+    """A worker with test activities on a queue of its own, and the order's workflow started on
+    it; `order_agrees`: the order context says at once that the parcel may leave (OrderReadyToShip)."""
     recorder = Recorder(reservation or Reservation(reserved=True, warehouse="LON-1"), dispatched)
     task_queue = f"fulfillment-test-{uuid.uuid4().hex[:8]}"
     async with create_worker(client, task_queue, [FulfillmentWorkflow], recorder.activities()):
         handle = await client.start_workflow(
             FulfillmentWorkflow.run, request, id=f"fulfillment-{request.order.order_id}", task_queue=task_queue, **start_options
         )
+        if order_agrees:
+            await handle.signal(FulfillmentWorkflow.order_ready_to_ship)
         try:
             yield handle, recorder
         finally:
@@ -212,6 +220,24 @@ async def test_fulfillment_workflow_cancellation_after_dispatch_changes_nothing(
     assert recorder.names == ["reserve_stock", "schedule_shipment", "dispatch_shipment"]
 
 
+async def test_fulfillment_workflow_dispatches_only_once_the_order_agrees(env):
+    """The pivot is the order context's to call: scheduled, the parcel waits for OrderReadyToShip
+    however long it takes, and a cancellation that comes first releases the stock."""
+    async with running(env.client, fulfill_order(pickup_wait_seconds=1), order_agrees=False) as (handle, recorder):
+
+        async def scheduled() -> bool:
+            return "schedule_shipment" in recorder.names
+
+        await eventually(scheduled, timeout=10, interval=0.05, what="the shipment to be scheduled")
+        await env.sleep(HOUR)  # an hour of the workflow's time, skipped: no word from the order
+        assert "dispatch_shipment" not in recorder.names
+        await handle.signal(FulfillmentWorkflow.order_cancelled)
+        assert await handle.result() == "cancelled"
+
+    assert recorder.names == ["reserve_stock", "schedule_shipment", "release_stock"]
+    await keep_history(handle, HISTORIES / "fulfillment_cancelled_before_the_order_agreed.json")
+
+
 async def test_fulfillment_workflow_releases_when_dispatch_finds_the_order_cancelled(env):
     """The cancellation reached this context after the workflow's last look: the dispatch
     activity refuses, and the workflow releases the stock instead of shipping."""
@@ -247,6 +273,7 @@ BRANCHES = [
     "cancelled_during_pickup_wait",
     "cancelled_before_reservation",
     "cancelled_at_dispatch",
+    "cancelled_before_the_order_agreed",
 ]
 
 

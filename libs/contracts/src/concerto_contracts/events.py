@@ -79,6 +79,15 @@ class OrderCancelled(OrderEvent):
     currency: CurrencyCode
 
 
+class OrderReadyToShip(OrderEvent):
+    """The order context's word that the order can no longer be cancelled: fulfillment hands
+    the parcel to the carrier only after it (ADR 5). Without it, a cancellation accepted just
+    before the order learnt of ShipmentScheduled could reach fulfillment after dispatch."""
+
+    order_id: str
+    shipment_id: str
+
+
 class OrderCompleted(OrderEvent):
     order_id: str
     customer_id: str
@@ -229,6 +238,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
     for cls in (
         OrderConfirmed,
         OrderCancelled,
+        OrderReadyToShip,
         OrderCompleted,
         PaymentCompleted,
         PaymentFailed,

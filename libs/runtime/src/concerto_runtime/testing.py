@@ -134,7 +134,9 @@ def assert_kept_histories(directory: Path, prefix: str, branches: list[str], *, 
 async def keep_history(handle: WorkflowHandle, path: Path) -> None:
     """Saves the workflow's history as `path`, for the replay tests, but only when
     RECORD_HISTORIES=1: the committed histories change only when someone means them to
-    (`RECORD_HISTORIES=1 .venv/bin/pytest services/<service>/tests/...`), not on every run."""
+    (`RECORD_HISTORIES=1 .venv/bin/pytest services/<service>/tests/...`), not on every run.
+    After a change to a workflow, keep the histories the old code wrote (git checkout them):
+    they are what proves that running workflows survive the change; add the new branch's only."""
     if os.environ.get("RECORD_HISTORIES") != "1":
         return
     history = await handle.fetch_history()

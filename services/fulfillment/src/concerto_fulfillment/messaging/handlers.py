@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts import Envelope
-from concerto_contracts.events import FulfillmentCancelled, OrderCancelled, PaymentCompleted
+from concerto_contracts.events import FulfillmentCancelled, OrderCancelled, OrderReadyToShip, PaymentCompleted
 from concerto_fulfillment.adapters import db
 from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkflow
 from concerto_fulfillment.workflows.inputs import TASK_QUEUE, FulfillOrder
@@ -55,4 +55,8 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
         # Not running: not paid yet (see above), or already finished.
         await signal_if_running(runtime.temporal, workflow_id(event.order_id), FulfillmentWorkflow.order_cancelled)
 
-    return {PaymentCompleted: fulfill, OrderCancelled: stop_fulfillment}
+    async def ship(envelope: Envelope, _: AsyncSession) -> None:
+        event: OrderReadyToShip = envelope.event
+        await signal_if_running(runtime.temporal, workflow_id(event.order_id), FulfillmentWorkflow.order_ready_to_ship)
+
+    return {PaymentCompleted: fulfill, OrderCancelled: stop_fulfillment, OrderReadyToShip: ship}

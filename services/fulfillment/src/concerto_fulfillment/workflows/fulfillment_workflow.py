@@ -19,10 +19,15 @@ with workflow.unsafe.imports_passed_through():
 class FulfillmentWorkflow:
     def __init__(self) -> None:
         self._order_cancelled = False
+        self._order_ready_to_ship = False
 
     @workflow.signal
     def order_cancelled(self) -> None:
         self._order_cancelled = True
+
+    @workflow.signal
+    def order_ready_to_ship(self) -> None:
+        self._order_ready_to_ship = True
 
     @workflow.run
     async def run(self, request: FulfillOrder) -> str:
@@ -31,6 +36,11 @@ class FulfillmentWorkflow:
             return "unavailable"
         if not self._order_cancelled:
             await run_step(FulfillmentActivities.schedule_shipment, request)
+            if workflow.patched("dispatch-after-the-order-agrees"):
+                # The pivot is the order context's to call: until it says the order can no
+                # longer be cancelled (OrderReadyToShip), a cancellation may still come. No
+                # deadline here: the order's own deadline ends in one or the other.
+                await workflow.wait_condition(lambda: self._order_ready_to_ship or self._order_cancelled)
             # Wait for the carrier's pick-up, unless the order is cancelled meanwhile.
             try:
                 await workflow.wait_condition(

@@ -129,5 +129,5 @@ PROGRESSION = [
 
 
 def may_move_to(status: OrderStatus) -> list[OrderStatus]:
-    """The statuses from which an order may move on to `status`."""
-    return PROGRESSION[: PROGRESSION.index(status)]
+    """The statuses from which an order may move on to `status` (or, at `status`, gain details)."""
+    return PROGRESSION[: PROGRESSION.index(status) + 1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from concerto_contracts.events import OrderCancelled, OrderCompleted, OrderConfirmed
+from concerto_contracts.events import OrderCancelled, OrderCompleted, OrderConfirmed, OrderReadyToShip
 from concerto_contracts.http import OrderStatus
 from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, Totals, mask_email
 from concerto_observability import bind
@@ -104,6 +104,11 @@ class OrderActivities:
             values["shipment"] = progress.shipment.model_dump(mode="json")
         async with self._runtime.unit_of_work() as uow:
             moved = await db.update_order(uow.session, progress.order_id, only_from=may_move_to(progress.status), **values)
+            if moved and progress.ready_to_ship and progress.shipment:
+                uow.publish(
+                    OrderReadyToShip(order_id=progress.order_id, shipment_id=progress.shipment.shipment_id),
+                    correlation_id=progress.correlation_id or progress.order_id,
+                )
             await uow.commit()
         if not moved:
             activity.logger.info("order already past %s: left as it is", progress.status)

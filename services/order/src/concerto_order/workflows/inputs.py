@@ -45,6 +45,10 @@ class RecordProgress(BaseModel):
     status: OrderStatus
     payment: PaymentView | None = None
     shipment: ShipmentView | None = None
+    # Set when recording ShipmentScheduled: the order can no longer be cancelled, so it tells
+    # fulfillment (OrderReadyToShip) that the parcel may leave.
+    ready_to_ship: bool = False
+    correlation_id: str | None = None
 
 
 class CloseOrder(BaseModel):

@@ -106,9 +106,12 @@ class OrderWorkflow:
         if scheduled is None:
             return await self._cancel(order, self._stop_reason("fulfillment_timeout"))
         shipment = ShipmentScheduled.model_validate(scheduled.data)
-        await self._progress(order, OrderStatus.FULFILLING, shipment=_shipment_view(shipment))
+        # Past the pivot: cancellation requests are refused (see the validator above), and the
+        # step says so to fulfillment (OrderReadyToShip), which dispatches only then.
+        await self._progress(
+            order, OrderStatus.FULFILLING, shipment=_shipment_view(shipment), ready_to_ship=True, correlation_id=order.correlation_id
+        )
 
-        # Past the pivot: cancellation requests are refused (see the validator above).
         dispatched = await self._wait_for("ShipmentDispatched", seconds=order.fulfillment_deadline_seconds, cancellable=False)
         if dispatched is None:
             if not workflow.patched("no-cancellation-past-the-pivot"):
