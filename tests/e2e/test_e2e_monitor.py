@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 APPROVED = "tok_visa"
 RESERVATION_DEADLINE = float(os.environ.get("SAGA_DEADLINE_RESERVATION", "20"))
 COMPLETION_DEADLINE = float(os.environ.get("SAGA_DEADLINE_COMPLETION", "20"))
+DISPATCH_DEADLINE = float(os.environ.get("SAGA_DEADLINE_DISPATCH", "20"))
 # How much later than its deadline a saga may be declared STUCK and its alert reach Kafka: the
 # SagaWatch timer, the monitor's outbox relay and the broker, on a busy two-core machine.
 PIPELINE_MARGIN = 45.0
@@ -307,39 +308,40 @@ async def test_a_silent_service_after_the_pivot_leaves_the_saga_stuck_and_refund
     placed = await api.place(api.body(product["sku"], token=APPROVED))
     key = placed.order_id.encode()
 
-    # Payment and fulfillment go on (the parcel leaves), but the order hears nothing of it: the
-    # monitor waits for OrderCompleted past its deadline, and cannot compensate past the pivot.
+    # Payment and fulfillment go on up to the scheduled shipment, but the order hears nothing of
+    # it, so it never says the parcel may leave (OrderReadyToShip, ADR 5): nothing ships. The
+    # monitor waits for the dispatch past its deadline, and cannot compensate past the pivot.
     records = await events.collect(
         lambda record: record.key == key,
         lambda found: "SagaTimedOut" in types_of(found),
-        timeout=COMPLETION_DEADLINE + PIPELINE_MARGIN + SETTLE,
-        what=f"the saga of {placed.order_id} to time out at its completion",
+        timeout=DISPATCH_DEADLINE + PIPELINE_MARGIN + SETTLE,
+        what=f"the saga of {placed.order_id} to time out at its dispatch",
     )
     seen = types_of(records)
-    for name in HAPPY_PATH[:-1]:
+    for name in HAPPY_PATH[:-2]:
         assert name in seen, f"no {name} for {placed.order_id}: {seen}"
-    assert not {"CompensationRequested", "PaymentRefunded", "OrderCancelled", "OrderCompleted"} & set(seen), seen
-    dispatched, timed_out = envelope_of(records, "ShipmentDispatched"), envelope_of(records, "SagaTimedOut")
+    assert not {"ShipmentDispatched", "CompensationRequested", "PaymentRefunded", "OrderCancelled", "OrderCompleted"} & set(seen), seen
+    scheduled, timed_out = envelope_of(records, "ShipmentScheduled"), envelope_of(records, "SagaTimedOut")
     alert = json.loads(next(r.value for r in records if r.type_name == "SagaTimedOut"))
-    assert alert["step"] == "completion", alert
+    assert alert["step"] == "dispatch", alert
     assert alert["compensation_requested"] is False, alert
-    assert alert["missing_events"] == ["OrderCompleted"], alert
+    assert alert["missing_events"] == ["ShipmentDispatched"], alert
     assert alert["suggested_actions"], alert
-    waited = (timed_out.time - dispatched.time).total_seconds()
-    assert waited >= COMPLETION_DEADLINE, f"timed out {waited:.1f}s after the dispatch, before the {COMPLETION_DEADLINE:g}s deadline"
-    assert waited <= COMPLETION_DEADLINE + PIPELINE_MARGIN, f"timed out only {waited:.1f}s after the dispatch"
+    waited = (timed_out.time - scheduled.time).total_seconds()
+    assert waited >= DISPATCH_DEADLINE, f"timed out {waited:.1f}s after the scheduling, before the {DISPATCH_DEADLINE:g}s deadline"
+    assert waited <= DISPATCH_DEADLINE + PIPELINE_MARGIN, f"timed out only {waited:.1f}s after the scheduling"
 
-    # The operator's view: the saga is STUCK at its completion.
+    # The operator's view: the saga is STUCK at its dispatch.
     async def listed_stuck() -> dict[str, Any] | None:
         page = await api.sagas("STUCK")
         return next((s for s in page["items"] if s["order_id"] == placed.order_id), None)
 
     stuck = await eventually(listed_stuck, timeout=SETTLE, interval=0.5, what=f"GET /admin/sagas?status=STUCK to list {placed.order_id}")
-    assert (stuck["status"], stuck["stuck_step"]) == ("STUCK", "completion"), stuck
+    assert (stuck["status"], stuck["stuck_step"]) == ("STUCK", "dispatch"), stuck
     assert stuck["correlation_id"] == placed.correlation_id, stuck
     api.problem(await api.http.get("/api/v1/admin/sagas", params={"status": "STUCK"}), 403)  # the customer key
     timeline = await api.timeline(placed.order_id)
-    assert (timeline["status"], timeline["stuck_step"], timeline["compensable"]) == ("STUCK", "completion", False), timeline
+    assert (timeline["status"], timeline["stuck_step"], timeline["compensable"]) == ("STUCK", "dispatch", False), timeline
     assert "SagaTimedOut" in event_types(timeline), event_types(timeline)
     order = await api.order(placed.order_id)
     assert order["status"] == "CONFIRMED", f"the order's consumer is paused, it should not have heard of the payment: {order}"
@@ -347,12 +349,12 @@ async def test_a_silent_service_after_the_pivot_leaves_the_saga_stuck_and_refund
     assert [c["status"] for _, c in charges_for(ledgers, placed.order_id)] == ["succeeded"], charges_for(ledgers, placed.order_id)
     assert refunds_for(ledgers, placed.order_id) == [], refunds_for(ledgers, placed.order_id)
 
-    # The order context back: it hears everything at once and completes the order.
+    # The order context back: it hears everything at once, lets the parcel go, and completes.
     await consumer_controls.set("order")
     order = await api.terminal(placed.order_id, timeout=SETTLE)
     assert order["status"] == "COMPLETED", order
     assert order["shipment"] and order["shipment"]["tracking_number"] == json.loads(
-        next(r.value for r in records if r.type_name == "ShipmentDispatched")
+        next(r.value for r in records if r.type_name == "ShipmentScheduled")
     )["tracking_number"], order
     timeline = await saga_in(api, placed.order_id, "COMPLETED")
     assert timeline["stuck_step"] is None and timeline["expected"] == [], timeline
