@@ -63,6 +63,7 @@ SERVICES = [
     ("fulfillment", 8103, None),
     ("loyalty",     8104, None),
     ("monitor",     8105, None),  # the saga monitor: reads every context's events
+    ("dev-issuer",  8300, "concerto_dev_issuer"),  # a development identity provider: customers' tokens
     ("gateway",     8080, None),  # last: it routes to the others
 ]
 
@@ -251,7 +252,7 @@ def components_of(replicas: int) -> list[Component]:
         Component(
             name, [port], f"http://{HOST}:{port}",
             command=lambda data, name=name, module=module: [
-                str(VENV_BIN / "python"), "-m", *(module or f"concerto_{name.split('-')[0]}").split(),
+                str(VENV_BIN / "python"), "-m", *(module or f"concerto_{service_of(name)}").split(),
             ],
             probe=http_probe(port), prepare=prepare_service,
             # The services need only Kafka and Temporal, so they start side by side; the gateway,
@@ -269,6 +270,11 @@ def service_instances(replicas: int) -> list[tuple[str, int, str | None]]:
         for name, port, module in SERVICES
         for i in range(1, (replicas if name in REPLICATED else 1) + 1)
     ]
+
+
+def service_of(instance: str) -> str:
+    """order-2 -> order (and dev-issuer -> dev-issuer: only a number is a replica's)."""
+    return re.sub(r"-\d+$", "", instance)
 
 
 def replicas_of(data: Path) -> int:
@@ -300,7 +306,7 @@ def environment(data: Path, component: Component) -> dict[str, str]:
     # the gateway routes by them.
     instances = service_instances(replicas_of(data))
     for name, _, _ in SERVICES:
-        urls = [f"http://{HOST}:{port}" for instance, port, _ in instances if instance.split("-")[0] == name]
+        urls = [f"http://{HOST}:{port}" for instance, port, _ in instances if service_of(instance) == name]
         env[f"{name.upper().replace('-', '_')}_SERVICE_URL"] = ",".join(urls)
     if component.name in {name for name, _, _ in instances}:
         env["HTTP_PORT"] = str(component.ports[0])

@@ -8,7 +8,6 @@ listening, so a call that gets past the gateway's checks meets a real "connectio
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -16,12 +15,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from concerto_gateway.app import create_app
 from concerto_gateway.settings import GatewaySettings
-from concerto_runtime.testing import eventually
+from concerto_runtime.testing import local_server
 
 CUSTOMER_KEY = "test-customer-key"
 ADMIN_KEY = "test-admin-key"
@@ -134,7 +132,7 @@ async def test_gateway_app_not_ready_while_services_are_unreachable(client):
 )
 async def test_gateway_app_without_a_key_is_401(client, method, path):
     body = assert_problem(await client.request(method, path, json={"quantity": 1}), 401, "Unauthorized")
-    assert body["detail"] == "a valid X-API-Key header is required"
+    assert body["detail"] == "a valid bearer token (or X-API-Key) is required"
     assert body["instance"] == path
 
 
@@ -287,17 +285,15 @@ async def test_gateway_app_openapi_documents_placing_an_order(client):
     assert place["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PlaceOrderRequest"}
 
 
-async def test_gateway_app_openapi_documents_the_api_key(client):
+async def test_gateway_app_openapi_documents_bearer_tokens_and_the_api_key(client):
     document = (await client.get("/openapi.json")).json()
     schemes = document["components"]["securitySchemes"]
-    ((name, scheme),) = schemes.items()
-    assert scheme["type"] == "apiKey"
-    assert scheme["in"] == "header"
-    assert scheme["name"] == "X-API-Key"
+    assert schemes["HTTPBearer"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": schemes["HTTPBearer"]["description"]}
+    assert (schemes["APIKeyHeader"]["type"], schemes["APIKeyHeader"]["in"], schemes["APIKeyHeader"]["name"]) == ("apiKey", "header", "X-API-Key")
     for path, operations in document["paths"].items():
         for operation in operations.values():
             if path.startswith("/api/v1/"):
-                assert operation["security"] == [{name: []}], path
+                assert sorted(operation["security"], key=str) == [{"APIKeyHeader": []}, {"HTTPBearer": []}], path  # either one
             else:
                 assert "security" not in operation, path  # health checks are open
 
@@ -419,21 +415,8 @@ async def context_replica(name: str) -> AsyncIterator[tuple[str, list[str]]]:
         calls.append("PUT /consumer")
         return {"paused": False, "fail_event_types": []} | controls
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(replica, log_level="warning"))
-        server.install_signal_handlers = lambda: None  # pytest keeps its Ctrl-C
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        await eventually(lambda: _true(server.started), timeout=10, interval=0.02, what=f"replica {name} to serve")
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}", calls
-        finally:
-            server.should_exit = True
-            await serving
-
-
-async def _true(value: bool) -> bool:
-    return value
+    async with local_server(replica) as url:
+        yield url, calls
 
 
 async def test_gateway_app_spreads_calls_over_replicas_and_skips_one_that_is_down(refused_url):

@@ -107,6 +107,13 @@ class OrderView(BaseModel):
     updated_at: datetime
 
 
+class OrderPage(BaseModel):
+    items: list[OrderView]
+    total: int
+    limit: int
+    offset: int
+
+
 class Product(BaseModel):
     sku: str
     name: str

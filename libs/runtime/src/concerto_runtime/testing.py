@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import uvicorn
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -66,6 +68,27 @@ async def fresh_database(kind: str, directory: Path, *metadatas: MetaData) -> As
         yield engine
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def local_server(app) -> AsyncIterator[str]:
+    """An ASGI app served by uvicorn on a free local port, for as long as the block runs: a real
+    HTTP peer for a test (a stand-in service, an issuer's JWKS). Yields its base URL."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.install_signal_handlers = lambda: None  # pytest keeps its Ctrl-C
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+
+        async def started() -> bool:
+            return server.started
+
+        await eventually(started, timeout=10, interval=0.02, what="the local server to serve")
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            await serving
 
 
 @asynccontextmanager

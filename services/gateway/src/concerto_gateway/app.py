@@ -4,6 +4,7 @@ correlation id, and routes to the bounded contexts behind it. It holds no busine
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from concerto_contracts.http import (
     GatewayFaults,
     LoyaltyAccount,
     OrderAccepted,
+    OrderPage,
     OrderSubmission,
     OrderView,
     PaymentGatewayStatus,
@@ -30,7 +32,7 @@ from concerto_contracts.http import (
     StockLevel,
     Timeline,
 )
-from concerto_gateway.auth import Role, new_rate_limiter, require
+from concerto_gateway.auth import Caller, Role, TokenVerifier, new_rate_limiter, require
 from concerto_gateway.console import router as console_router
 from concerto_gateway.settings import GatewaySettings
 from concerto_gateway.upstream import Upstream, relay
@@ -67,13 +69,17 @@ def upstream(request: Request, name: str) -> Upstream:
     return request.app.state.upstreams[name]
 
 
-@api.post("/orders", status_code=202, response_model=OrderAccepted, responses=_problems(422), tags=["orders"], dependencies=[customer])
+@api.post("/orders", status_code=202, response_model=OrderAccepted, responses=_problems(422), tags=["orders"])
 async def place_order(
     body: PlaceOrderRequest,
     request: Request,
     idempotency_key: str | None = Header(None, max_length=200, description="Same key and body: the same order"),
+    caller: Caller = customer,
 ) -> JSONResponse:
-    """Place an order. It is accepted at once (202) and proceeds asynchronously: poll its status."""
+    """Place an order. It is accepted at once (202) and proceeds asynchronously: poll its status.
+    A signed-in customer places orders for themselves only (`customer.id` is theirs)."""
+    if not caller.may_act_for(body.customer.id):
+        raise Problem(403, "Forbidden", "a customer places orders for themselves: customer.id must be the signed-in customer")
     # Exchange the card token for a payment method reference: the token stops here.
     vaulted = await upstream(request, "payment").call("POST", "/payment-methods", json={"token": body.payment.token})
     if vaulted.status_code != 201:
@@ -81,31 +87,64 @@ async def place_order(
     submission = OrderSubmission(
         **body.model_dump(exclude={"payment"}),
         payment_method_id=PaymentMethodCreated.model_validate(vaulted.json()).payment_method_id,
-        request_fingerprint=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
+        # What makes a retry the same order; never the card token.
+        request_fingerprint=hashlib.sha256(body.model_dump_json(exclude={"payment"}).encode()).hexdigest(),
     )
+    # A key is the caller's own: another caller's same key is another order.
+    scoped_key = hashlib.sha256(f"{caller.budget}\n{idempotency_key}".encode()).hexdigest() if idempotency_key else None
     return relay(
         await upstream(request, "order").call(
-            "POST", "/orders", json=submission.model_dump(mode="json"), headers={"Idempotency-Key": idempotency_key}
+            "POST", "/orders", json=submission.model_dump(mode="json"), headers={"Idempotency-Key": scoped_key}
         ),
         request,
     )
 
 
-@api.get("/orders/{order_id}", response_model=OrderView, responses=_problems(404), tags=["orders"], dependencies=[customer])
-async def get_order(request: Request, order_id: str = identifier("the order's id")) -> JSONResponse:
-    return relay(await upstream(request, "order").call("GET", f"/orders/{order_id}"), request)
+async def owned_order(request: Request, caller: Caller, order_id: str) -> JSONResponse:
+    """The order as the order context has it; 404 for an order that is not the caller's (as if
+    it did not exist: an order id says nothing about whose it is)."""
+    answer = relay(await upstream(request, "order").call("GET", f"/orders/{order_id}"), request)
+    if answer.status_code == 200 and not caller.may_act_for(json.loads(answer.body)["customer_id"]):
+        raise Problem(404, "Order not found", f"no order with id {order_id}")
+    return answer
 
 
-@api.post("/orders/{order_id}/cancel", status_code=202, response_model=OrderView, responses=_problems(404, 409), tags=["orders"], dependencies=[customer])
-async def cancel_order(request: Request, order_id: str = identifier("the order's id")) -> JSONResponse:
+@api.get("/orders", response_model=OrderPage, tags=["orders"])
+async def list_orders(
+    request: Request,
+    caller: Caller = customer,
+    customer_id: str | None = Query(None, pattern=IDENTIFIER, max_length=100, description="partners and operators: whose orders"),
+    limit: int = Query(20, ge=1, le=200),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> JSONResponse:
+    """The signed-in customer's orders, the newest first (a partner or an operator names the customer)."""
+    whose = caller.customer_id or customer_id
+    if whose is None:
+        raise Problem(422, "Invalid request", "customer_id: name the customer whose orders to list")
+    params = {"customer_id": whose, "limit": limit, "offset": offset}
+    return relay(await upstream(request, "order").call("GET", "/orders", params=params), request)
+
+
+@api.get("/orders/{order_id}", response_model=OrderView, responses=_problems(404), tags=["orders"])
+async def get_order(request: Request, order_id: str = identifier("the order's id"), caller: Caller = customer) -> JSONResponse:
+    return await owned_order(request, caller, order_id)
+
+
+@api.post("/orders/{order_id}/cancel", status_code=202, response_model=OrderView, responses=_problems(404, 409), tags=["orders"])
+async def cancel_order(request: Request, order_id: str = identifier("the order's id"), caller: Caller = customer) -> JSONResponse:
     """Cancel an order; refused (409) once the shipment is on its way."""
+    found = await owned_order(request, caller, order_id)
+    if found.status_code != 200:
+        return found
     return relay(await upstream(request, "order").call("POST", f"/orders/{order_id}/cancel"), request)
 
 
-@api.get("/orders/{order_id}/timeline", response_model=Timeline, responses=_problems(404), tags=["orders"], dependencies=[customer])
-async def order_timeline(request: Request, order_id: str = identifier("the order's id")) -> JSONResponse:
+@api.get("/orders/{order_id}/timeline", response_model=Timeline, responses=_problems(404), tags=["orders"])
+async def order_timeline(request: Request, order_id: str = identifier("the order's id"), caller: Caller = customer) -> JSONResponse:
     """Where the order is in its saga: every event the contexts published about it, in causal
     order, what is expected next and by when, and the saga's status (from the saga monitor)."""
+    if caller.customer_id is not None:
+        await owned_order(request, caller, order_id)
     return relay(await upstream(request, "monitor").call("GET", f"/sagas/{order_id}/timeline"), request)
 
 
@@ -114,8 +153,10 @@ async def list_products(request: Request) -> JSONResponse:
     return relay(await upstream(request, "order").call("GET", "/products"), request)
 
 
-@api.get("/customers/{customer_id}/loyalty", response_model=LoyaltyAccount, tags=["loyalty"], dependencies=[customer])
-async def loyalty(request: Request, customer_id: str = identifier("the customer's id")) -> JSONResponse:
+@api.get("/customers/{customer_id}/loyalty", response_model=LoyaltyAccount, responses=_problems(404), tags=["loyalty"])
+async def loyalty(request: Request, customer_id: str = identifier("the customer's id"), caller: Caller = customer) -> JSONResponse:
+    if not caller.may_act_for(customer_id):
+        raise Problem(404, "Customer not found", f"no loyalty account for {customer_id}")
     return relay(await upstream(request, "loyalty").call("GET", f"/customers/{customer_id}/loyalty"), request)
 
 
@@ -225,6 +266,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rate_limiter = new_rate_limiter()
+    app.state.token_verifier = TokenVerifier(settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url or f"{settings.oauth_issuer}/jwks.json")
     install_problem_handlers(app)
 
     @app.middleware("http")

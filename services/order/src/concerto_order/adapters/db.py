@@ -101,6 +101,13 @@ async def update_order(session: AsyncSession, order_id: str, *, only_from: list[
     return (await session.execute(query.values(updated_at=now(), **values))).rowcount == 1
 
 
+async def orders_of(session: AsyncSession, customer_id: str, *, limit: int, offset: int) -> tuple[list[Any], int]:
+    """A customer's orders, the newest first, and how many there are."""
+    mine = orders.c.customer_id == customer_id
+    rows = (await session.execute(select(orders).where(mine).order_by(orders.c.created_at.desc()).limit(limit).offset(offset))).all()
+    return list(rows), await session.scalar(select(func.count()).select_from(orders).where(mine))
+
+
 async def pending_orders(session: AsyncSession, *, placed_before: datetime, limit: int) -> list[Any]:
     """Orders still PENDING that were placed before `placed_before`, the oldest first."""
     query = (

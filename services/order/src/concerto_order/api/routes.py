@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import WorkflowUpdateFailedError
@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 from concerto_contracts.http import (
     OrderAccepted,
     OrderLine,
+    OrderPage,
     OrderStatus,
     OrderSubmission,
     OrderView,
@@ -86,12 +87,26 @@ async def place_order(
     return OrderAccepted(order_id=order_id, status=status, correlation_id=correlation_id)
 
 
+@router.get("/orders")
+async def list_orders(
+    customer_id: str, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0), runtime: Runtime = Depends(runtime_of)
+) -> OrderPage:
+    """One customer's orders, the newest first."""
+    async with runtime.read_sessions() as session:
+        rows, total = await db.orders_of(session, customer_id, limit=limit, offset=offset)
+    return OrderPage(items=[view(order) for order in rows], total=total, limit=limit, offset=offset)
+
+
 @router.get("/orders/{order_id}")
 async def get_order(order_id: str, runtime: Runtime = Depends(runtime_of)) -> OrderView:
     async with runtime.read_sessions() as session:
         order = await db.get_order(session, order_id)
     if order is None:
         raise Problem(404, "Order not found", f"no order with id {order_id}")
+    return view(order)
+
+
+def view(order) -> OrderView:
     return OrderView(
         order_id=order.order_id,
         status=order.status,

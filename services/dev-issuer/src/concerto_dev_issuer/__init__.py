@@ -1,0 +1,1 @@
+"""A development identity provider for the local stack (see app.py)."""

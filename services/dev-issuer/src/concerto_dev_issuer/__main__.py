@@ -1,0 +1,3 @@
+from concerto_dev_issuer.app import main
+
+main()

@@ -1,0 +1,46 @@
+"""Customer identity, end to end: tokens from the stack's development issuer (a stand-in for any
+OpenID provider), verified by the gateway against its JWKS. An order belongs to the customer who
+placed it: they read, list and cancel it, nobody else does, and nobody else reads their account."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+ISSUER = os.environ.get("DEV_ISSUER_URL", "http://127.0.0.1:8300")
+
+
+async def sign_in(customer_id: str) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=ISSUER, timeout=10) as issuer:
+        answer = await issuer.post("/token", data={"grant_type": "password", "username": customer_id, "password": "demo"})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+async def test_a_signed_in_customer_owns_their_orders_and_account(api):
+    alice_id, bob_id = api.unique("alice"), api.unique("bob")
+    alice, bob = await sign_in(alice_id), await sign_in(bob_id)
+    product = await api.product(prefer="CON-TUNER")
+    body = api.body(product["sku"], token="tok_visa", customer_id=alice_id)
+
+    placed = await api.http.post("/api/v1/orders", json=body, headers=alice)
+    assert placed.status_code == 202, placed.text
+    order_id = placed.json()["order_id"]
+
+    assert (await api.http.get(f"/api/v1/orders/{order_id}", headers=alice)).status_code == 200
+    assert (await api.http.get(f"/api/v1/orders/{order_id}", headers=bob)).status_code == 404
+    assert (await api.http.post(f"/api/v1/orders/{order_id}/cancel", headers=bob)).status_code == 404
+    assert (await api.http.get(f"/api/v1/orders/{order_id}/timeline", headers=bob)).status_code == 404
+    mine = (await api.http.get("/api/v1/orders", headers=alice)).json()
+    assert [o["order_id"] for o in mine["items"]] == [order_id] and mine["total"] == 1
+    assert (await api.http.get("/api/v1/orders", headers=bob)).json()["total"] == 0
+    assert (await api.http.get(f"/api/v1/customers/{alice_id}/loyalty", headers=bob)).status_code == 404
+    assert (await api.http.get("/api/v1/admin/sagas", headers=alice)).status_code == 403
+
+    as_someone_else = body | {"customer": body["customer"] | {"id": bob_id}}
+    assert (await api.http.post("/api/v1/orders", json=as_someone_else, headers=alice)).status_code == 403
+    assert (await api.terminal(order_id))["status"] == "COMPLETED"
