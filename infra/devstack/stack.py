@@ -29,6 +29,7 @@ import argparse
 import base64
 import os
 import re
+import secrets
 import signal
 import socket
 import string
@@ -310,7 +311,19 @@ def environment(data: Path, component: Component) -> dict[str, str]:
         env[f"{name.upper().replace('-', '_')}_SERVICE_URL"] = ",".join(urls)
     if component.name in {name for name, _, _ in instances}:
         env["HTTP_PORT"] = str(component.ports[0])
+    # The secret the services sign and check each other's calls with (ADR 12): made for this data
+    # dir on its first start, never a default anyone else knows.
+    env.setdefault("SERVICE_TOKEN_SECRET", service_token_secret(data))
     return env
+
+
+def service_token_secret(data: Path) -> str:
+    path = data / "run" / "service-token-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 # --- Processes ------------------------------------------------------------------------------

@@ -14,13 +14,15 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from concerto_gateway.app import create_app
 from concerto_gateway.settings import GatewaySettings
+from concerto_runtime.service_tokens import HEADER, caller_of
 from concerto_runtime.testing import local_server
 
 ISSUER, AUDIENCE = "http://issuer.test", "concerto-api"
+SERVICE_SECRET = "the-services-secret-0123456789abcdef"
 PARTNER = {"X-API-Key": "partner-key"}
 ORDERS = {"ord-a": "cust-a", "ord-b": "cust-b"}
 
@@ -50,7 +52,9 @@ async def contexts(issuer: Issuer) -> AsyncIterator[tuple[str, list[str]]]:
         return issuer.jwks
 
     @app.get("/orders/{order_id}")
-    async def order(order_id: str):
+    async def order(order_id: str, request: Request):
+        # Every call the gateway makes says it is the gateway's (ADR 12).
+        assert caller_of(SERVICE_SECRET, request.headers[HEADER], "order") == "gateway"
         calls.append(f"GET /orders/{order_id}")
         return {"order_id": order_id, "customer_id": ORDERS[order_id], "status": "PENDING"}
 
@@ -85,7 +89,7 @@ async def gateway(issuer: Issuer, upstream: str, **overrides) -> AsyncIterator[h
             "api_key": "partner-key", "admin_api_key": "admin-key", "rate_limit": "1000/second",
             "oauth_issuer": ISSUER, "oauth_audience": AUDIENCE, "oauth_jwks_url": f"{upstream}/jwks.json",
             "order_url": upstream, "payment_url": upstream, "fulfillment_url": upstream, "loyalty_url": upstream,
-            "monitor_url": upstream, "upstream_timeout_seconds": 2.0,
+            "monitor_url": upstream, "upstream_timeout_seconds": 2.0, "service_token_secret": SERVICE_SECRET,
         } | overrides
     )  # fmt: skip
     app = create_app(settings)

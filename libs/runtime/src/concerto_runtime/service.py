@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import MetaData, text
 from tenacity import retry, stop_after_delay, wait_fixed
@@ -31,6 +31,7 @@ from concerto_messaging.housekeeping import prune_forever
 from concerto_observability import configure_logging, configure_tracing
 from concerto_runtime.database import create_tables, open_database
 from concerto_runtime.problems import Problem, install_problem_handlers, problem_response
+from concerto_runtime.service_tokens import trusted_callers
 from concerto_runtime.settings import Settings
 from concerto_runtime.temporal import connect_temporal, create_worker
 
@@ -160,9 +161,11 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     app = FastAPI(title=f"Concerto {definition.name} service (internal)", lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(health_router())
-    app.include_router(consumer_router())
+    # Only the gateway may call a service's API; its health checks stay open (ADR 12).
+    from_the_gateway = [Depends(trusted_callers("gateway"))]
+    app.include_router(consumer_router(), dependencies=from_the_gateway)
     if definition.router:
-        app.include_router(definition.router)
+        app.include_router(definition.router, dependencies=from_the_gateway)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", alias="HTTP_HOST")
     http_port: int | None = Field(None, alias="HTTP_PORT")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # Signs and checks the tokens of calls between Concerto's processes (service_tokens.py).
+    service_token_secret: SecretStr | None = Field(None, alias="SERVICE_TOKEN_SECRET")
     # How long published outbox rows and consumed events' inbox rows are kept (housekeeping.py).
     outbox_kept_hours: float = Field(24, alias="OUTBOX_KEPT_HOURS")
     inbox_kept_days: float = Field(30, alias="INBOX_KEPT_DAYS")

@@ -246,12 +246,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.upstream_timeout_seconds
+        secret = settings.service_token_secret.get_secret_value() if settings.service_token_secret else None
         app.state.upstreams = {
-            "order": Upstream("order", settings.order_url, timeout),
-            "payment": Upstream("payment", settings.payment_url, timeout),
-            "fulfillment": Upstream("fulfillment", settings.fulfillment_url, timeout),
-            "loyalty": Upstream("loyalty", settings.loyalty_url, timeout),
-            "monitor": Upstream("monitor", settings.monitor_url, timeout),
+            name: Upstream(name, url, timeout, secret)
+            for name, url in {
+                "order": settings.order_url,
+                "payment": settings.payment_url,
+                "fulfillment": settings.fulfillment_url,
+                "loyalty": settings.loyalty_url,
+                "monitor": settings.monitor_url,
+            }.items()
         }
         yield
         for client in app.state.upstreams.values():

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from concerto_observability import correlation_id
 from concerto_runtime import Problem
+from concerto_runtime.service_tokens import HEADER, service_token
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,9 @@ class Upstream:
     each in turn, and one that refuses the connection is skipped for the next (nothing was
     sent, so nothing can happen twice)."""
 
-    def __init__(self, name: str, base_urls: str, timeout: float) -> None:
+    def __init__(self, name: str, base_urls: str, timeout: float, service_token_secret: str | None = None) -> None:
         self.name = name
+        self._secret = service_token_secret  # each call says it comes from the gateway (ADR 12)
         # Idle connections are dropped well before the services' own keep-alive timeout
         # (uvicorn's is 5 s, httpx's default also 5 s): otherwise a request can go out on a
         # connection the service is closing at that moment, and fail as "unreachable".
@@ -67,6 +69,8 @@ class Upstream:
         headers = {k: v for k, v in (request.pop("headers", None) or {}).items() if v is not None}
         if correlation_id():
             headers["X-Correlation-ID"] = correlation_id()
+        if self._secret:
+            headers[HEADER] = service_token(self._secret, "gateway", self.name)
         method_path = f"{method} {path}"
         try:
             response = await client.request(method, path, headers=headers, **request)
