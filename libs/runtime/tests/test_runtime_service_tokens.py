@@ -38,18 +38,20 @@ def stale_token() -> str:
     return jwt.encode({"iss": "gateway", "aud": "order", "iat": then, "exp": then + 60}, SECRET, algorithm="HS256")
 
 
+# Each token is made when its test runs (made at collection, a 60 s token would have expired).
 @pytest.mark.parametrize(
-    ("token", "status"),
+    ("make_token", "status"),
     [
-        (None, 401),
-        (service_token("someone-else's-secret-0123456789abcdef", "gateway", "order"), 401),
-        (service_token(SECRET, "gateway", "payment"), 401),  # meant for another service
-        (stale_token(), 401),
-        (service_token(SECRET, "monitor", "order"), 403),  # a service, but not one this route trusts
-        (service_token(SECRET, "gateway", "order"), 200),
+        (lambda: None, 401),
+        (lambda: service_token("someone-else's-secret-0123456789abcdef", "gateway", "order"), 401),
+        (lambda: service_token(SECRET, "gateway", "payment"), 401),  # meant for another service
+        (stale_token, 401),
+        (lambda: service_token(SECRET, "monitor", "order"), 403),  # a service, but not one this route trusts
+        (lambda: service_token(SECRET, "gateway", "order"), 200),
     ],
     ids=["none", "another secret", "another service", "stale", "untrusted caller", "the gateway"],
 )
-async def test_a_service_answers_only_the_callers_it_trusts(order_service, token, status):
+async def test_a_service_answers_only_the_callers_it_trusts(order_service, make_token, status):
+    token = make_token()
     answer = await order_service.get("/orders/ord-1", headers={HEADER: token} if token else {})
     assert answer.status_code == status, answer.text
