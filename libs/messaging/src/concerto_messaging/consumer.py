@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -65,12 +65,13 @@ class Held:
 
     offset: int
     event: str  # its type, or "record" if it was not decoded
-    error: str
-    since: float  # monotonic
-    attempts: int = 1
+    error: str = ""
+    since: float = field(default_factory=time.monotonic)
+    attempts: int = 0
     retry_at: float = 0.0  # monotonic
 
-    def failed_again(self, error: str) -> None:
+    def failed(self, error: str) -> None:
+        """One more failed attempt: the next one after a pause that doubles each time."""
         self.attempts += 1
         self.error = error
         self.retry_at = time.monotonic() + min(FIRST_PAUSE * 2 ** (self.attempts - 1), LONGEST_PAUSE)
@@ -224,11 +225,11 @@ class EventConsumer:
         description = f"{type(error).__name__}: {error}"
         held = self.held.get(partition)
         if held is None or held.offset != record.offset:
-            held = self.held[partition] = Held(record.offset, _event_type(record), description, since=time.monotonic())
-            held.retry_at = held.since + FIRST_PAUSE
+            held = self.held[partition] = Held(record.offset, _announced_type(record) or "record")
+        held.failed(description)
+        if held.attempts == 1:
             log.warning("holding %s[%s] at %s (%s): %s", record.topic, record.partition, record.offset, held.event, description, exc_info=error)
         else:
-            held.failed_again(description)
             log.warning("%s at %s[%s]@%s failed again (attempt %s): %s", held.event, record.topic, record.partition, record.offset, held.attempts, description)
         self._consumer.seek(partition, record.offset)
         self._consumer.pause(partition)
@@ -299,8 +300,8 @@ class EventConsumer:
     def _prepare(self, record: ConsumerRecord) -> tuple[Envelope, Handler] | UndecodableEvent | None:
         """The event and its handler; None for an event this context does not react to (not
         even decoded when its type header says so); the error for one that cannot be decoded."""
-        announced = next((value for name, value in record.headers or () if name == "ce_type"), None)
-        if announced is not None and announced.decode(errors="replace") not in self.handlers:
+        announced = _announced_type(record)
+        if announced is not None and announced not in self.handlers:
             return None
         try:
             envelope = decode(record.headers, record.key, record.value)
@@ -354,9 +355,10 @@ class EventConsumer:
         await self._producer.send_and_wait(self.dead_letter_topic, key=record.key, value=record.value, headers=headers)
 
 
-def _event_type(record: ConsumerRecord) -> str:
+def _announced_type(record: ConsumerRecord) -> str | None:
+    """The event type its `ce_type` header names, read without decoding the record."""
     announced = next((value for name, value in record.headers or () if name == "ce_type"), None)
-    return announced.decode(errors="replace") if announced else "record"
+    return announced.decode(errors="replace") if announced is not None else None
 
 
 class _KeepControls(ConsumerRebalanceListener):
