@@ -198,14 +198,26 @@ async def chaos(stack: Stack, schedule: list[str], hold: float, between: float, 
         say(log[-1])
 
 
+async def read(client: httpx.AsyncClient, path: str, headers: dict, **params) -> dict:
+    """A GET the checks rely on, as a careful client makes it: after a 429, 502 or 503 it waits as
+    told (Retry-After) and asks again, for up to a minute; any other failure stops the run."""
+    deadline = time.monotonic() + 60
+    while True:
+        answer = await client.get(path, headers=headers, params=params or None)
+        if answer.status_code not in (429, 502, 503) or time.monotonic() > deadline:
+            answer.raise_for_status()
+            return answer.json()
+        await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+
+
 async def settle(client: httpx.AsyncClient, orders: list[Order], deadline: float) -> float:
     began = time.monotonic()
     waiting = [o for o in orders if o.order_id]
     while waiting and time.monotonic() - began < deadline:
         for order in waiting:
-            answer = await client.get(f"/api/v1/orders/{order.order_id}", headers=CUSTOMER)
-            if answer.status_code == 200 and answer.json()["status"] in TERMINAL:
-                order.final = answer.json()
+            found = await read(client, f"/api/v1/orders/{order.order_id}", CUSTOMER)
+            if found["status"] in TERMINAL:
+                order.final = found
         waiting = [o for o in waiting if o.final is None]
         if waiting:
             await asyncio.sleep(1)
@@ -213,11 +225,11 @@ async def settle(client: httpx.AsyncClient, orders: list[Order], deadline: float
 
 
 async def books(client: httpx.AsyncClient) -> dict:
-    ledgers = {name: (await client.get(f"/api/v1/admin/payment-gateways/{name}/charges", headers=ADMIN)).json() for name in ("cardpay", "paynext")}
-    products = {p["sku"]: p["available"] for p in (await client.get("/api/v1/products", headers=CUSTOMER)).json()["items"]}
+    ledgers = {name: await read(client, f"/api/v1/admin/payment-gateways/{name}/charges", ADMIN) for name in ("cardpay", "paynext")}
+    products = {p["sku"]: p["available"] for p in (await read(client, "/api/v1/products", CUSTOMER))["items"]}
     letters, offset = [], 0
     while True:
-        page = (await client.get("/api/v1/admin/dead-letters", params={"limit": 200, "offset": offset}, headers=ADMIN)).json()
+        page = await read(client, "/api/v1/admin/dead-letters", ADMIN, limit=200, offset=offset)
         letters += page["items"]
         offset += len(page["items"])
         if offset >= page["total"] or not page["items"]:
@@ -319,7 +331,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 await asyncio.sleep(1)
                 seen = await books(client)
             customers = {f"chaos-{o.n % 20}" for o in orders}
-            accounts = {c: (await client.get(f"/api/v1/customers/{c}/loyalty", headers=CUSTOMER)).json() for c in customers}
+            accounts = {c: await read(client, f"/api/v1/customers/{c}/loyalty", CUSTOMER) for c in customers}
     finally:
         if not args.keep and not args.use_running:
             subprocess.run([*STACK, "down", "--data-dir", str(data)], env=stack.env, stdout=subprocess.DEVNULL)
