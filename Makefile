@@ -4,8 +4,9 @@
 #   make up/down  the same stack in the background / stop it;  make status
 #   make infra-up Kafka and Temporal only (for integration tests while you work)
 #   make test     set-up, a fresh stack under .data/test, every test, stack down again
-#   make browser  Debian's chromium, for the console's browser test (make test does it)
+#   make test-packages  Debian's chromium and redis-server, for the tests that need them (make test does it)
 #   make bench    orders/s and latency, platform beside its floor (BENCH_ARGS=--use-running: `make up`'s stack)
+#   make compose-env  an .env of fresh random secrets for docker compose (which has no defaults)
 #   make chaos    kill components in turn under load, replay and poison events, check the books
 # Everything the stack writes goes to .data/, every tool to .tools/ (both gitignored).
 
@@ -40,7 +41,7 @@ TEST_FAILED_AUTH_RATE_LIMIT ?= 100000/minute
 # Use the Python already on the machine; never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup sync run up down status infra-up infra-down test browser bench chaos
+.PHONY: help setup sync run up down status infra-up infra-down compose-env test test-packages browser bench chaos
 
 help:
 	@sed -n 's/^#   /  /p' $(MAKEFILE_LIST)
@@ -83,26 +84,37 @@ infra-down:
 status:
 	$(PYTHON) infra/devstack/stack.py status
 
-# The browser for the operator console's end-to-end test (tests/e2e/test_e2e_console.py):
-# Debian's Chromium, which Playwright drives; nothing ever downloads a browser of its own.
-# Installed only when missing and apt-get is there (as root); otherwise, or if the install
-# fails, `make test` goes on and that test skips, saying how to install it.
-browser:
-	@if command -v chromium >/dev/null 2>&1; then \
-	  echo "browser: $$(command -v chromium)"; \
+# docker compose's secrets (see docker-compose.yml): an .env with fresh random values, written
+# once and never overwritten (delete it to start again). Gitignored; compose reads it by itself.
+compose-env:
+	@if [ -e .env ]; then echo ".env exists: compose uses it (delete it for new secrets)"; else \
+	  umask 077; $(PYTHON) -c 'import secrets; [print(f"{name}={secrets.token_hex(24)}") for name in ("SERVICE_TOKEN_SECRET", "CONCERTO_DB_PASSWORD", "TEMPORAL_DB_PASSWORD", "DEV_ISSUER_PASSWORD")]' > .env; \
+	  echo "wrote .env: the demo users' password (DEV_ISSUER_PASSWORD) is in it"; fi
+
+# Debian packages some tests need: chromium for the operator console's browser test
+# (tests/e2e/test_e2e_console.py; Playwright drives it, nothing ever downloads a browser of its
+# own) and redis-server for the gateway replicas' shared rate limits. Installed only when missing
+# and apt-get is there (as root); otherwise, or if the install fails, `make test` goes on and
+# those tests skip, saying how to install them.
+TEST_PACKAGES := chromium redis-server
+test-packages:
+	@missing=""; for command in $(TEST_PACKAGES); do command -v $$command >/dev/null 2>&1 || missing="$$missing $$command"; done; \
+	if [ -z "$$missing" ]; then \
+	  echo "test packages: $(TEST_PACKAGES) installed"; \
 	elif command -v apt-get >/dev/null 2>&1; then \
-	  echo "browser: installing Debian's chromium with apt-get (for the console's browser test)"; \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-	    || echo "browser: could not install chromium (not root? offline?): the console's browser test will skip"; \
+	  echo "test packages: installing$$missing with apt-get"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+	    || echo "test packages: could not install$$missing (not root? offline?): the tests that need them will skip"; \
 	else \
-	  echo "browser: chromium is not installed and there is no apt-get: the console's browser test will skip"; \
+	  echo "test packages:$$missing not installed and there is no apt-get: the tests that need them will skip"; \
 	fi
+browser: test-packages
 
 # A fresh stack just for the tests (a stack from `make up` is stopped first: same ports), and
 # a throwaway PostgreSQL so the messaging tests also run on it (they skip, saying why, if it
 # cannot start). Whatever happens (failure, Ctrl-C), both are stopped after, and the recipe's
 # exit status is pytest's. PYTEST_ARGS narrows the run.
-test: setup browser
+test: setup test-packages
 	$(STACK) down
 	$(STACK) down --data-dir $(TEST_DATA)
 	rm -rf $(TEST_DATA)

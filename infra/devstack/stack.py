@@ -314,6 +314,10 @@ def environment(data: Path, component: Component) -> dict[str, str]:
     # The secret the services sign and check each other's calls with (ADR 12): made for this data
     # dir on its first start, never a default anyone else knows.
     env.setdefault("SERVICE_TOKEN_SECRET", service_token_secret(data))
+    # The local stack's API keys, known to the README's curl examples and the tests; the
+    # gateway itself has none unless they are given (compose and any deployment set their own).
+    env.setdefault("CONCERTO_API_KEY", "dev-key")
+    env.setdefault("CONCERTO_ADMIN_API_KEY", "dev-admin-key")
     return env
 
 

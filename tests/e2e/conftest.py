@@ -6,6 +6,8 @@ Configuration comes from the environment:
   KAFKA_BOOTSTRAP_SERVERS  the broker (default 127.0.0.1:9092)
   CONCERTO_API_KEY         the customer key (default dev-key)
   CONCERTO_ADMIN_API_KEY   the admin key (default dev-admin-key)
+  DEV_ISSUER_URL           the development issuer, for customers' and the operator's tokens
+                           (default http://127.0.0.1:8300)
   TEST_PAYMENT_DEADLINE_SECONDS  how long the stack tries to take a payment before it gives up
                            (its PAYMENT_DEADLINE_SECONDS; `make test` sets 20; default 20)
 
@@ -41,6 +43,7 @@ from concerto_runtime.testing import eventually
 GATEWAY_URL = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
 KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 API_KEY = os.environ.get("CONCERTO_API_KEY", "dev-key")
+DEV_ISSUER_URL = os.environ.get("DEV_ISSUER_URL", "http://127.0.0.1:8300")
 ADMIN_API_KEY = os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")
 PAYMENT_DEADLINE = float(os.environ.get("TEST_PAYMENT_DEADLINE_SECONDS", "20"))
 
@@ -615,3 +618,20 @@ async def consumer_controls(api: Api) -> AsyncIterator[ConsumerControls]:
         yield controls
     finally:
         await controls.restore_all()
+
+
+# --- signing in -----------------------------------------------------------------------------
+
+
+async def _sign_in(username: str) -> dict[str, str]:
+    """A bearer token from the stack's development issuer, as the README's curl gets one
+    (any customer id, or `operator` for the admin role): the Authorization header to send."""
+    async with httpx.AsyncClient(base_url=DEV_ISSUER_URL, timeout=10) as issuer:
+        answer = await issuer.post("/token", data={"grant_type": "password", "username": username, "password": "demo"})
+    assert answer.status_code == 200, f"the development issuer refused {username}: {answer.text}"
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+@pytest.fixture
+def sign_in() -> Callable[[str], Any]:
+    return _sign_in

@@ -4,24 +4,12 @@ placed it: they read, list and cancel it, nobody else does, and nobody else read
 
 from __future__ import annotations
 
-import os
-
-import httpx
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-ISSUER = os.environ.get("DEV_ISSUER_URL", "http://127.0.0.1:8300")
 
-
-async def sign_in(customer_id: str) -> dict[str, str]:
-    async with httpx.AsyncClient(base_url=ISSUER, timeout=10) as issuer:
-        answer = await issuer.post("/token", data={"grant_type": "password", "username": customer_id, "password": "demo"})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
-async def test_a_signed_in_customer_owns_their_orders_and_account(api):
+async def test_a_signed_in_customer_owns_their_orders_and_account(api, sign_in):
     alice_id, bob_id = api.unique("alice"), api.unique("bob")
     alice, bob = await sign_in(alice_id), await sign_in(bob_id)
     product = await api.product(prefer="CON-TUNER")

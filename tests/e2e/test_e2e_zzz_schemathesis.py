@@ -2,7 +2,11 @@
 documented problem+json or the documented body, every date-time is RFC 3339, nothing answers
 500 to bad input, and a 405 says what is allowed. Runs last: it places orders the ledger test
 does not know about, and it turns the admin switches (faults, consumer controls, stock), which
-are put back afterwards. Settings in schemathesis.toml at the repository's root."""
+are put back afterwards. Settings in schemathesis.toml at the repository's root.
+
+It runs twice, signed in as the development issuer hands out tokens: once as a customer (every
+admin route must answer its documented 403, every order for someone else its 403) and once as
+the operator, whose admin role reaches every route."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # each run
 
 REPO = Path(__file__).resolve().parents[2]
 CONTEXTS = ("order", "payment", "fulfillment", "loyalty", "monitor")
@@ -30,12 +34,19 @@ async def put_the_switches_back(api) -> None:
         (await api.set_stock(sku, 1000)).raise_for_status()
 
 
-async def test_the_gateway_passes_schemathesis_with_every_check(api):
+@pytest.mark.parametrize(
+    "username",
+    [
+        pytest.param("cust-schemathesis", id="as-a-customer"),  # admin routes: a documented 403
+        pytest.param("operator", id="as-an-operator"),  # the admin role: every route
+    ],
+)
+async def test_the_gateway_passes_schemathesis_with_every_check(api, sign_in, username):
     command = [
         str(Path(sys.executable).with_name("st")), "--config-file", str(REPO / "schemathesis.toml"),
-        "run", str(api.http.base_url.join("/openapi.json")), "--checks", "all", "-H", f"X-API-Key: {ADMIN['X-API-Key']}",
+        "run", str(api.http.base_url.join("/openapi.json")), "--checks", "all", "-H", f"Authorization: {(await sign_in(username))['Authorization']}",
         "--seed", str(SEED), "--max-examples", "50", "--workers", "2",
-        "--rate-limit", "60/s",  # under the gateway's 100/s per key: answers, not 429s
+        "--rate-limit", "60/s",  # under the gateway's 100/s per caller: answers, not 429s
     ]  # fmt: skip
     try:
         run = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

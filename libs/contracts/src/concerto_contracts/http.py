@@ -5,11 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from concerto_contracts.values import MaskedCard, ShippingAddress, Totals
+
+
+# What each kind of string in a request may hold (OWASP API4, API8): an id or a code is a few
+# safe characters; free text is printable, with no control characters (no line breaks to forge
+# a log line, no NUL to cut a string short downstream). Every string also has a maximum length.
+IDENTIFIER = r"^[A-Za-z0-9._:-]+$"
+CODE = r"^[A-Za-z0-9_-]+$"
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]+$"
+
+
+def identifier(max_length: int = 64, **kwargs) -> Field:
+    return Field(min_length=1, max_length=max_length, pattern=IDENTIFIER, **kwargs)
+
+
+def text(max_length: int, **kwargs) -> Field:
+    return Field(min_length=1, max_length=max_length, pattern=PRINTABLE, **kwargs)
 
 
 class Strict(BaseModel):
@@ -19,20 +35,21 @@ class Strict(BaseModel):
 
 
 class Customer(Strict):
-    id: str = Field(min_length=1, max_length=64, examples=["cust-42"])
-    email: EmailStr = Field(examples=["ada@example.com"])
-    name: str = Field(min_length=1, max_length=200, examples=["Ada Lovelace"])
+    id: str = identifier(examples=["cust-42"])
+    email: EmailStr = Field(max_length=254, examples=["ada@example.com"])
+    name: str = text(200, examples=["Ada Lovelace"])
 
 
 class OrderItemRequest(Strict):
-    sku: str = Field(min_length=1, max_length=64, examples=["CON-BATON"])
+    sku: str = identifier(examples=["CON-BATON"])
     quantity: int = Field(gt=0, le=100)
 
 
+CardToken = Annotated[str, Field(min_length=1, max_length=200, pattern=CODE)]
+
+
 class PaymentDetails(Strict):
-    token: str = Field(
-        min_length=1,
-        max_length=200,
+    token: CardToken = Field(
         description="A card token from the payment provider: `tok_visa` approves, `tok_chargeDeclined` is declined.",
         examples=["tok_visa"],
     )
@@ -41,13 +58,18 @@ class PaymentDetails(Strict):
 class Address(ShippingAddress):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, strict=True)
 
+    name: str = text(200, examples=["Ada Lovelace"])
+    line1: str = text(200, examples=["12 St James's Square"])
+    city: str = text(100, examples=["London"])
+    postal_code: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9 -]+$", examples=["SW1Y 4JH"])
+
 
 class PlaceOrderRequest(Strict):
     customer: Customer
     items: list[OrderItemRequest] = Field(min_length=1, max_length=50)
     shipping_address: Address
     payment: PaymentDetails
-    promotion_codes: list[str] = Field(default_factory=list, max_length=5)
+    promotion_codes: list[Annotated[str, Field(min_length=1, max_length=32, pattern=CODE)]] = Field(default_factory=list, max_length=5)
     channel: Literal["web", "mobile", "store", "partner"] = "web"
 
 
@@ -159,7 +181,7 @@ class OrderSubmission(BaseModel):
 
 
 class PaymentMethodRequest(Strict):
-    token: str
+    token: CardToken
 
 
 class PaymentMethodCreated(BaseModel):
@@ -276,4 +298,6 @@ class ConsumerControls(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     paused: bool = False
-    fail_event_types: list[str] = Field(default_factory=list, max_length=20, examples=[["PaymentCompleted"]])
+    fail_event_types: list[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z]+$")]] = Field(
+        default_factory=list, max_length=20, examples=[["PaymentCompleted"]]
+    )

@@ -158,7 +158,8 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             await producer.stop()
             await database.dispose()
 
-    app = FastAPI(title=f"Concerto {definition.name} service (internal)", lifespan=lifespan)
+    # No docs and no OpenAPI: only the gateway calls a service, and its contract is concerto_contracts.
+    app = FastAPI(title=f"Concerto {definition.name} service (internal)", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_problem_handlers(app)
     app.include_router(health_router())
     # Only the gateway may call a service's API; its health checks stay open (ADR 12).
@@ -259,7 +260,8 @@ def run(definition: ServiceDefinition) -> None:
 def serve(app: FastAPI, name: str, port: int, settings: Settings) -> None:
     configure_logging(name, settings.log_level)
     configure_tracing(name, app)
-    uvicorn.run(app, host=settings.http_host, port=port, log_config=None)  # log_config=None: keep our JSON logs
+    # log_config=None: keep our JSON logs; no Server header: nothing tells a caller what runs here.
+    uvicorn.run(app, host=settings.http_host, port=port, log_config=None, server_header=False)
     # Skip interpreter teardown: Temporal's core threads can abort it (temporalio/sdk-python#300).
     logging.shutdown()
     os._exit(0)

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from concerto_contracts.http import (
@@ -25,6 +26,7 @@ from concerto_contracts.http import (
     OrderView,
     PaymentGatewayStatus,
     PaymentMethodCreated,
+    IDENTIFIER,
     PlaceOrderRequest,
     ProductList,
     SagaPage,
@@ -32,7 +34,8 @@ from concerto_contracts.http import (
     StockLevel,
     Timeline,
 )
-from concerto_gateway.auth import Caller, Role, TokenVerifier, new_rate_limiter, require
+from concerto_gateway.body_size import BodySizeLimit
+from concerto_gateway.auth import Caller, Role, TokenVerifier, new_rate_limiter, require, spend
 from concerto_gateway.console import router as console_router
 from concerto_gateway.settings import GatewaySettings
 from concerto_gateway.upstream import Upstream, relay
@@ -53,16 +56,23 @@ def _problems(*statuses: int) -> dict:
 
 
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-# What an id in a path may be (order ids, customer ids, skus, names): anything else is a 422,
-# never forwarded, so no odd byte reaches a service's URL.
-IDENTIFIER = r"^[A-Za-z0-9._:-]{1,100}$"
+
+
+# What every API answer carries (OWASP's REST security headers): never sniffed, framed or cached.
+API_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
 
 
 def identifier(description: str):
+    """What an id in a path may be (order ids, customer ids, skus, names): anything else is a
+    422, never forwarded, so no odd byte reaches a service's URL."""
     return Path(pattern=IDENTIFIER, max_length=100, description=description)
 customer = Depends(require(Role.CUSTOMER))
 admin = Depends(require(Role.ADMIN))
-api = APIRouter(prefix="/api/v1", responses=_problems(400, 401, 403, 429, 502, 503))
+api = APIRouter(prefix="/api/v1", responses=_problems(400, 401, 403, 413, 429, 502, 503))
 
 
 def upstream(request: Request, name: str) -> Upstream:
@@ -73,13 +83,17 @@ def upstream(request: Request, name: str) -> Upstream:
 async def place_order(
     body: PlaceOrderRequest,
     request: Request,
-    idempotency_key: str | None = Header(None, max_length=200, description="Same key and body: the same order"),
+    idempotency_key: str | None = Header(
+        None, max_length=200, pattern=r"^[!-~]+$", description="Same key and body: the same order (printable ASCII, e.g. a UUID)"
+    ),
     caller: Caller = customer,
 ) -> JSONResponse:
     """Place an order. It is accepted at once (202) and proceeds asynchronously: poll its status.
     A signed-in customer places orders for themselves only (`customer.id` is theirs)."""
     if not caller.may_act_for(body.customer.id):
         raise Problem(403, "Forbidden", "a customer places orders for themselves: customer.id must be the signed-in customer")
+    # Order spam (OWASP API6): a budget per customer, however many keys or tokens act for them.
+    await spend(request, request.app.state.settings.order_rate_limit, f"orders-for:{body.customer.id}")
     # Exchange the card token for a payment method reference: the token stops here.
     vaulted = await upstream(request, "payment").call("POST", "/payment-methods", json={"token": body.payment.token})
     if vaulted.status_code != 201:
@@ -261,17 +275,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         for client in app.state.upstreams.values():
             await client.close()
 
-    app = FastAPI(
+    # The docs page's scripts and styles are served by the gateway itself (fastapi-offline): no CDN.
+    app = FastAPIOffline(
         title="Concerto API",
         version="1.0.0",
-        description="Place and follow orders on the Concerto reference platform. Authenticate with `X-API-Key`. "
+        description="Place and follow orders on the Concerto reference platform. Authenticate with an OAuth 2.0 bearer "
+        "token (locally, from the development issuer: see the README) or, for trusted partners, `X-API-Key`. "
         "Errors are RFC 9457 problem details (`application/problem+json`).",
         lifespan=lifespan,
+        redoc_url=None,
     )
     app.state.settings = settings
-    app.state.rate_limiter = new_rate_limiter()
+    app.state.rate_limiter = new_rate_limiter(settings.rate_limit_storage_uri)
     app.state.token_verifier = TokenVerifier(settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url or f"{settings.oauth_issuer}/jwks.json")
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
     async def correlation(request: Request, call_next) -> Response:
@@ -282,6 +300,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         with bind(correlation_id=cid):
             response = await call_next(request)
         response.headers["X-Correlation-ID"] = cid
+        if request.url.path.startswith("/api/"):
+            response.headers.update(API_HEADERS)
         return response
 
     @app.get("/health/live", tags=["health"])

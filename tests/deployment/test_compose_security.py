@@ -1,0 +1,63 @@
+"""docker-compose.yml as a security review reads it (OWASP API8, misconfiguration): only what a
+user needs is published to the host, and no secret has a value anyone could know from the
+repository. Read statically: there is no Docker engine here, and none is needed to check this."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+# What a user of the compose stack opens: the API and console, the token endpoint, the operator UIs.
+PUBLISHED = {"gateway", "dev-issuer", "temporal-ui", "jaeger"}
+SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY")
+REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?[^}]+\}$")  # no value: compose refuses to start
+OPTIONAL_EMPTY = re.compile(r"^\$\{(?P<name>[A-Z_]+):-\}$")  # empty unless given (the API keys: off)
+
+
+def environment(service: dict) -> dict[str, str]:
+    return {name: str(value) for name, value in (service.get("environment") or {}).items()}
+
+
+def test_only_the_edge_and_the_operator_uis_are_published():
+    published = {name for name, service in SERVICES.items() if service.get("ports")}
+    assert published == PUBLISHED, f"published to the host beyond what a user needs: {sorted(published - PUBLISHED)}"
+
+
+def test_no_secret_has_a_value_in_the_repository():
+    for name, service in SERVICES.items():
+        for variable, value in environment(service).items():
+            if SECRET_NAME.search(variable) and variable != "API_KEYS_ENABLED":
+                assert REQUIRED.match(value) or OPTIONAL_EMPTY.match(value), f"{name}: {variable} has a value in the file: {value!r}"
+            if "://" in value and "@" in value:  # a URL with credentials in it
+                credentials = value.split("://", 1)[1].split("@", 1)[0]
+                password = credentials.split(":", 1)[1]
+                assert REQUIRED.match(password), f"{name}: {variable} carries a literal password"
+
+
+def test_every_service_that_checks_service_tokens_has_the_secret():
+    python_services = [name for name, service in SERVICES.items() if service.get("image") == "concerto:local"]
+    assert {"order", "payment", "fulfillment", "loyalty", "monitor", "gateway", "cardpay", "paynext"} <= set(python_services)
+    for name in python_services:
+        if name != "dev-issuer":
+            assert "SERVICE_TOKEN_SECRET" in environment(SERVICES[name]), f"{name} would trust no one, or could not sign"
+
+
+def test_make_compose_env_writes_every_secret_compose_requires(tmp_path):
+    required = {
+        match["name"]
+        for service in SERVICES.values()
+        for value in environment(service).values()
+        for match in re.finditer(r"\$\{(?P<name>[A-Z_]+):\?", value)
+    }
+    (tmp_path / "Makefile").write_bytes((REPO / "Makefile").read_bytes())
+    subprocess.run(["make", "-s", "compose-env"], cwd=tmp_path, check=True, capture_output=True)
+    written = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines())
+    assert set(written) == required
+    assert all(len(value) >= 32 for value in written.values()), "long random values"
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0, "readable by its owner only"
