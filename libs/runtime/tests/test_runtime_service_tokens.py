@@ -5,7 +5,6 @@ is refused; the gateway's is answered."""
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import httpx
 import jwt
@@ -14,7 +13,7 @@ from fastapi import Depends, FastAPI
 from pydantic import SecretStr
 
 from concerto_runtime import install_problem_handlers
-from concerto_runtime.service_tokens import HEADER, service_token, trusted_callers
+from concerto_runtime.service_tokens import HEADER, ServiceIdentity, service_token, trusted_callers
 
 SECRET = "a-secret-only-the-services-know-0123456789"
 
@@ -23,7 +22,7 @@ SECRET = "a-secret-only-the-services-know-0123456789"
 async def order_service():
     app = FastAPI()
     install_problem_handlers(app)
-    app.state.runtime = SimpleNamespace(name="order", settings=SimpleNamespace(service_token_secret=SecretStr(SECRET)))
+    app.state.service_identity = ServiceIdentity("order", SecretStr(SECRET))
 
     @app.get("/orders/{order_id}", dependencies=[Depends(trusted_callers("gateway"))])
     async def order(order_id: str) -> dict:

@@ -29,10 +29,12 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+async def problem_handler(request: Request, exc: Problem) -> JSONResponse:
+    return problem_response(exc.status, exc.title, exc.detail, request.url.path, exc.headers, **exc.extensions)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, request.url.path, exc.headers, **exc.extensions)
+    app.add_exception_handler(Problem, problem_handler)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

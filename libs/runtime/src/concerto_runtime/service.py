@@ -31,7 +31,7 @@ from concerto_messaging.housekeeping import prune_forever
 from concerto_observability import configure_logging, configure_tracing
 from concerto_runtime.database import create_tables, open_database
 from concerto_runtime.problems import Problem, install_problem_handlers, problem_response
-from concerto_runtime.service_tokens import trusted_callers
+from concerto_runtime.service_tokens import ServiceIdentity, trusted_callers
 from concerto_runtime.settings import Settings
 from concerto_runtime.temporal import connect_temporal, create_worker
 
@@ -163,6 +163,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     install_problem_handlers(app)
     app.include_router(health_router())
     # Only the gateway may call a service's API; its health checks stay open (ADR 12).
+    app.state.service_identity = ServiceIdentity(definition.name, settings.service_token_secret)
     from_the_gateway = [Depends(trusted_callers("gateway"))]
     app.include_router(consumer_router(), dependencies=from_the_gateway)
     if definition.router:

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -93,12 +93,13 @@ class Faults:
         return await call_next(request)
 
 
-def install_faults(app: FastAPI, api_prefix: str, error_body: ErrorBody) -> Faults:
-    """Faults for the routes under api_prefix, and the /_admin/faults and /_admin/stats routes."""
+def install_faults(app: FastAPI, api_prefix: str, error_body: ErrorBody, admin: Sequence[Any] = ()) -> Faults:
+    """Faults for the routes under api_prefix, and the /_admin/faults and /_admin/stats routes
+    (behind the `admin` dependencies)."""
     faults = Faults(api_prefix, error_body)
     app.state.faults = faults
     app.middleware("http")(faults.middleware)
-    app.include_router(router)
+    app.include_router(router, dependencies=list(admin))
     return faults
 
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from concerto_psp_simulators import ledger
 from concerto_psp_simulators.faults import ErrorBody, install_faults
-from concerto_runtime import Settings
+from concerto_runtime import Problem, Settings
+from concerto_runtime.problems import problem_handler
 from concerto_runtime.database import create_tables, open_database
 from concerto_runtime.service import health_router
+from concerto_runtime.service_tokens import ServiceIdentity, trusted_callers
 
 
 def create_simulator(
@@ -45,10 +48,16 @@ def create_simulator(
         finally:
             await database.dispose()
 
-    app = FastAPI(title=f"{name} (simulated PSP)", description=description, lifespan=lifespan)
+    # The docs page's assets come with the app (no CDN), like the gateway's.
+    app = FastAPIOffline(title=f"{name} (simulated PSP)", description=description, lifespan=lifespan, redoc_url=None)
     app.state.name = name
     app.include_router(api)
-    app.include_router(ledger.router)
+    # Faults, stats and the ledger are the demo's controls: only the payment service's signed
+    # calls reach them (ADR 12), as only the gateway's reach a service.
+    app.state.service_identity = ServiceIdentity(name, settings.service_token_secret)
+    from_payment = [Depends(trusted_callers("payment"))]
+    app.include_router(ledger.router, dependencies=from_payment)
     app.include_router(health_router())
-    install_faults(app, api_prefix, error_body)
+    install_faults(app, api_prefix, error_body, admin=from_payment)
+    app.add_exception_handler(Problem, problem_handler)  # a refused admin call: problem+json
     return app

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from concerto_contracts.http import GatewayFaults, PaymentGatewayStatus
 from concerto_payment.integration.layer import PaymentGateways
 from concerto_runtime import Problem, Runtime, runtime_of
+from concerto_runtime.service_tokens import SignedAs
 
 router = APIRouter(prefix="/payment-gateways")
 
@@ -23,21 +24,24 @@ async def gateway_status(gateways: PaymentGateways = Depends(gateways_of)) -> li
 
 
 @router.put("/{name}/faults")
-async def set_faults(name: str, faults: GatewayFaults, gateways: PaymentGateways = Depends(gateways_of)) -> dict:
-    return await _simulator(name, gateways, "PUT", "/_admin/faults", json=faults.model_dump(exclude_none=True))
+async def set_faults(name: str, faults: GatewayFaults, runtime: Runtime = Depends(runtime_of)) -> dict:
+    return await _simulator(name, runtime, "PUT", "/_admin/faults", json=faults.model_dump(exclude_none=True))
 
 
 @router.get("/{name}/charges")
-async def ledger(name: str, gateways: PaymentGateways = Depends(gateways_of)) -> dict:
-    return await _simulator(name, gateways, "GET", "/_admin/ledger")
+async def ledger(name: str, runtime: Runtime = Depends(runtime_of)) -> dict:
+    return await _simulator(name, runtime, "GET", "/_admin/ledger")
 
 
-async def _simulator(name: str, gateways: PaymentGateways, method: str, path: str, **kwargs) -> dict:
-    gateway = next((g for g in gateways.gateways if g.name == name), None)
+async def _simulator(name: str, runtime: Runtime, method: str, path: str, **kwargs) -> dict:
+    gateway = next((g for g in gateways_of(runtime).gateways if g.name == name), None)
     if gateway is None:
         raise Problem(404, "Unknown payment gateway", f"no payment gateway named {name!r}")
+    # The simulators' admin routes take only the payment service's signed calls (ADR 12).
+    secret = runtime.settings.service_token_secret
+    auth = SignedAs(secret.get_secret_value(), "payment", name) if secret else None
     try:
-        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=5, auth=auth) as client:
             response = await client.request(method, path, **kwargs)
             response.raise_for_status()
     except httpx.HTTPError as exc:
