@@ -321,7 +321,13 @@ class Api(SagaMonitorApi):
         return candidates[0]
 
     async def place(self, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> Placed:
-        response = await self.http.post(ORDERS_PATH, json=body, headers=headers or {})
+        """Placed as the partner (the API key), or as a signed-in customer given their
+        Authorization header (then without the key: one credential per call)."""
+        if headers and "Authorization" in headers:
+            async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=self.http.timeout) as customer:
+                response = await customer.post(ORDERS_PATH, json=body, headers=headers)
+        else:
+            response = await self.http.post(ORDERS_PATH, json=body, headers=headers or {})
         assert response.status_code == 202, f"POST /api/v1/orders: {response.status_code} {response.text}"
         accepted = response.json()
         if accepted.get("order_id"):

@@ -1,7 +1,9 @@
 """The operator console (GET /console on the gateway) in a real browser: Debian's Chromium,
-driven by Playwright. The page gets the admin key from its form, an order placed with its demo
-button shows up COMPLETED in the orders list, and its journey shows the events across the
-contexts and links to its Temporal workflow.
+driven by Playwright. The operator signs in through the page's form (the gateway relays the
+password grant to the development issuer), an order placed with its demo button shows up
+COMPLETED in the orders list, and its journey shows the events across the contexts and links to
+its Temporal workflow. A demo customer's token, handed out by the page, sees that customer's
+orders only; a wrong password or a refused admin key asks again.
 
 Playwright never downloads a browser here: it drives the Chromium installed by the system
 (`make browser`, i.e. `apt-get install chromium`). Without it these tests skip, saying so.
@@ -13,6 +15,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -21,6 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 # As in conftest.py (a test module does not import it: pytest loads it once, as a plugin).
 GATEWAY_URL = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
 ADMIN_API_KEY = os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")
+DEMO_PASSWORD = "demo"  # the development issuer's, on the local and test stacks
 SCREENSHOT = "/tmp/console.png"
 # How long the page may take to show what the API already knows (it polls every second).
 PAGE_DEADLINE_MS = 10_000
@@ -61,9 +65,21 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     assert not script_errors, f"the console page logged errors: {script_errors}"
 
 
-async def sign_in(page: Page, key: str) -> None:
+async def open_console(page: Page) -> None:
     await page.goto(f"{GATEWAY_URL}/console")
     await expect(page.get_by_role("heading", name="Concerto operator console")).to_be_visible()
+
+
+async def sign_in(page: Page, username: str = "operator", password: str = DEMO_PASSWORD) -> None:
+    await open_console(page)
+    await page.get_by_label("user name").fill(username)
+    await page.get_by_label("password", exact=True).fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def use_admin_key(page: Page, key: str) -> None:
+    await open_console(page)
+    await page.get_by_text("or use an admin API key").click()
     await page.get_by_label("admin API key").fill(key)
     await page.get_by_role("button", name="Connect").click()
 
@@ -75,7 +91,8 @@ async def test_console_follows_a_demo_order_to_completed_and_links_its_temporal_
     assert config_response.status_code == 200, config_response.text
     config = config_response.json()
 
-    await sign_in(page, ADMIN_API_KEY)
+    await sign_in(page)
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as operator", timeout=PAGE_DEADLINE_MS)
     orders = page.get_by_test_id("sagas")
     await expect(page.get_by_test_id("heartbeat")).to_contain_text("live", timeout=PAGE_DEADLINE_MS)
 
@@ -122,8 +139,40 @@ async def test_console_follows_a_demo_order_to_completed_and_links_its_temporal_
 
 
 async def test_console_shows_a_refused_key_and_asks_again(page: Page):
-    await sign_in(page, "not-the-admin-key")
+    await use_admin_key(page, "not-the-admin-key")
 
     await expect(page.get_by_test_id("key-message")).to_contain_text("401", timeout=PAGE_DEADLINE_MS)
     await expect(page.get_by_test_id("key-panel")).to_be_visible()
-    assert await page.evaluate("sessionStorage.getItem('concerto.adminKey')") is None
+    assert await page.evaluate("sessionStorage.getItem('concerto.credential')") is None
+
+
+async def test_console_refuses_a_wrong_password_and_a_customer_as_operator(page: Page, api):
+    await sign_in(page, "operator", "not-the-password")
+    await expect(page.get_by_test_id("key-message")).to_contain_text("401", timeout=PAGE_DEADLINE_MS)
+
+    await sign_in(page, api.unique("cust"))  # a customer signs in, but the console is for operators
+    await expect(page.get_by_test_id("key-message")).to_contain_text("403", timeout=PAGE_DEADLINE_MS)
+    await expect(page.get_by_test_id("key-panel")).to_be_visible()
+
+
+async def test_console_hands_out_a_demo_customer_token_that_sees_only_their_orders(page: Page, api):
+    customer_id, someone_else = api.unique("cust"), api.unique("cust")
+    sku = (await api.product(prefer="CON-TUNER"))["sku"]
+    own = await api.place(api.body(sku, customer_id=customer_id))
+    others = await api.place(api.body(sku, customer_id=someone_else))
+
+    await use_admin_key(page, ADMIN_API_KEY)
+    await page.get_by_label("customer id").fill(customer_id)
+    await page.get_by_label("customer password").fill(DEMO_PASSWORD)
+    await page.get_by_role("button", name="Get token").click()
+
+    listed = page.get_by_test_id("token-orders").locator("li[data-order-id]")
+    await expect(listed).to_have_count(1, timeout=PAGE_DEADLINE_MS)
+    assert await listed.first.get_attribute("data-order-id") == own.order_id != others.order_id
+    token = await page.get_by_test_id("token-value").input_value()
+    await expect(page.get_by_test_id("token-curl")).to_contain_text(f"Authorization: Bearer {token}")
+    # The token is the customer's, as curl would use it: their order, and not the other one.
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=10) as curl:
+        assert (await curl.get(f"/api/v1/orders/{own.order_id}", headers=bearer)).status_code == 200
+        assert (await curl.get(f"/api/v1/orders/{others.order_id}", headers=bearer)).status_code == 404

@@ -132,7 +132,7 @@ async def test_gateway_app_not_ready_while_services_are_unreachable(client):
 )
 async def test_gateway_app_without_a_key_is_401(client, method, path):
     body = assert_problem(await client.request(method, path, json={"quantity": 1}), 401, "Unauthorized")
-    assert body["detail"] == "a valid bearer token (or X-API-Key) is required"
+    assert body["detail"] == "one valid credential is required: a bearer token or an X-API-Key"
     assert body["instance"] == path
 
 

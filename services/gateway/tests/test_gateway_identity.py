@@ -180,3 +180,14 @@ async def test_failed_sign_ins_are_rate_limited_by_client_address(issuer):
         still_served = await client.get("/api/v1/orders/ord-a", headers=issuer.token("cust-a"))
     assert answers == [401, 401, 401, 429, 429]
     assert still_served.status_code == 200, "a customer with a good token has their own budget"
+
+
+async def test_a_call_with_a_token_and_a_key_is_refused(issuer):
+    """One credential per call: a wrong key beside a good token (or the reverse) is no way in,
+    and two good ones do not let the caller choose who they are."""
+    async with contexts(issuer) as (url, _), gateway(issuer, url) as client:
+        answers = [
+            (await client.get("/api/v1/orders/ord-a", headers=issuer.token("cust-a") | key)).status_code
+            for key in ({"X-API-Key": "wrong"}, {"X-API-Key": ""}, PARTNER)
+        ]
+    assert answers == [401, 401, 401]

@@ -38,3 +38,20 @@ async def test_admin_routes_refuse_anyone_but_the_payment_service(tmp_path: Path
     assert answers[0].headers["content-type"] == "application/problem+json"
     assert health.status_code == 200
     assert faults_in_force.json()["outage"] is False, "a refused PUT changed nothing"
+
+
+@pytest.mark.parametrize("simulator", [cardpay, paynext], ids=["cardpay", "paynext"])
+async def test_admin_routes_answer_the_payment_service(tmp_path: Path, simulator):
+    async with running(simulator, tmp_path, signed=False) as client:
+        answers = [
+            await client.request(
+                method,
+                path,
+                headers={HEADER: service_token(SECRET, "payment", simulator.NAME)},  # made per call: it lives 60 s
+                json={"outage": True} if method == "PUT" else None,
+            )
+            for method, path in ADMIN_ROUTES
+        ]
+
+    assert [a.status_code for a in answers] == [200] * len(ADMIN_ROUTES), [a.text for a in answers]
+    assert answers[1].json()["outage"] is True

@@ -117,11 +117,18 @@ def require(role: Role):
         request: Request, key: str | None = Depends(api_key_header), token: HTTPAuthorizationCredentials | None = Depends(bearer)
     ) -> Caller:
         settings = request.app.state.settings
-        caller = (await _token_caller(request, token.credentials) if token else None) or (_key_caller(request, key) if key else None)
+        # One credential per call: with a token and a key (even an empty one), which one is the
+        # caller? Neither.
+        if "authorization" in request.headers and "x-api-key" in request.headers:
+            caller = None
+        else:
+            caller = await _token_caller(request, token.credentials) if token else _key_caller(request, key) if key else None
         if caller is None:
             address = request.client.host if request.client else "unknown"
             await spend(request, settings.failed_auth_rate_limit, f"unauthenticated:{address}")
-            raise Problem(401, "Unauthorized", "a valid bearer token (or X-API-Key) is required", headers={"WWW-Authenticate": "Bearer"})
+            raise Problem(
+                401, "Unauthorized", "one valid credential is required: a bearer token or an X-API-Key", headers={"WWW-Authenticate": "Bearer"}
+            )
         if role == Role.ADMIN and caller.role != Role.ADMIN:
             raise Problem(403, "Forbidden", "this operation needs the admin role")
         await spend(request, settings.rate_limit, caller.budget)

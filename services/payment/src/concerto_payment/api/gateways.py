@@ -43,7 +43,9 @@ async def _simulator(name: str, runtime: Runtime, method: str, path: str, **kwar
     try:
         async with httpx.AsyncClient(base_url=gateway.base_url, timeout=5, auth=auth) as client:
             response = await client.request(method, path, **kwargs)
-            response.raise_for_status()
     except httpx.HTTPError as exc:
         raise Problem(502, "Payment gateway unreachable", f"{name}'s control endpoint failed: {exc}") from None
+    if response.is_error:  # a refusal (401, 403: not payment's signed call) or the simulator's own error
+        said = response.json().get("detail") if response.headers.get("content-type") == "application/problem+json" else None
+        raise Problem(502, "Payment gateway refused the call", f"{name} answered {response.status_code} to {method} {path}: {said or response.reason_phrase}")
     return response.json()

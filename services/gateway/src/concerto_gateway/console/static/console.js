@@ -1,9 +1,12 @@
-// The Concerto operator console. It polls the gateway's public API (/api/v1) with the admin key
-// and draws what it answers; it has no data of its own and no framework. Every piece of data is
+// The Concerto operator console. It polls the gateway's public API (/api/v1) as an operator and
+// draws what it answers; it has no data of its own and no framework. The operator signs in with a
+// user name and password, which the gateway relays to the identity provider (POST
+// /console/sign-in); the access token that comes back is sent as a bearer token with every call.
+// An admin API key is the second way in. Every piece of data is
 // inserted as text (textContent, or a string passed to append), never parsed as HTML.
 "use strict";
 
-const KEY_STORAGE = "concerto.adminKey";
+const CREDENTIAL_STORAGE = "concerto.credential"; // {kind: "bearer" | "key", value, who}
 const CONTEXTS = ["order", "payment", "fulfillment", "loyalty", "monitor"];
 const SAGA_STATUSES = ["RUNNING", "COMPLETED", "COMPENSATING", "COMPENSATED", "STUCK"];
 const BREAKER_STATES = ["closed", "half_open", "open"];
@@ -11,7 +14,7 @@ const ORDERS_EVERY_MS = 1000; // the orders list and the open journey: "live"
 const PANELS_EVERY_MS = 3000; // dead letters, payment gateways, consumers
 
 const state = {
-  key: sessionStorage.getItem(KEY_STORAGE),
+  credential: JSON.parse(sessionStorage.getItem(CREDENTIAL_STORAGE) || "null"),
   config: { temporal_ui_url: "", temporal_namespace: "default" },
   statusFilter: "", // "" (all) or "STUCK"
   selectedOrder: null,
@@ -107,10 +110,15 @@ class ApiError extends Error {
   }
 }
 
-// Every call sends the admin key. Errors are RFC 9457 problem details: their title and detail
-// are what the page shows. A refused key (401/403) stops the console and asks for a key again.
-async function api(method, path, body) {
-  const init = { method, headers: { "X-API-Key": state.key } };
+function authorization(credential) {
+  return credential.kind === "key" ? { "X-API-Key": credential.value } : { Authorization: `Bearer ${credential.value}` };
+}
+
+// Every call sends the operator's credential (or, for a demo customer's view, `as`). Errors are
+// RFC 9457 problem details: their title and detail are what the page shows. A refused operator
+// credential (401: expired or wrong; 403: not an operator) stops the console and asks again.
+async function api(method, path, body, as = null) {
+  const init = { method, headers: authorization(as || state.credential) };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -130,31 +138,64 @@ async function api(method, path, body) {
   }
   if (response.ok) return data;
   const error = new ApiError(response.status, data?.title || response.statusText, data?.detail || text.slice(0, 300));
-  if (response.status === 401 || response.status === 403) askForKey(error);
+  if (!as && (response.status === 401 || response.status === 403)) askForSignIn(error);
   throw error;
 }
 
-// --- the key -----------------------------------------------------------------------------
+// --- signing in --------------------------------------------------------------------------
 
-function askForKey(error) {
+function askForSignIn(error) {
   state.generation += 1; // the poll loops end
-  state.key = null;
-  sessionStorage.removeItem(KEY_STORAGE);
+  state.credential = null;
+  sessionStorage.removeItem(CREDENTIAL_STORAGE);
   $("console").hidden = true;
   $("forget-key").hidden = true;
+  $("signed-in-as").textContent = "";
   $("key-panel").hidden = false;
   $("heartbeat").textContent = "not connected";
-  if (error?.status === 403) show("key-message", `This key is not an admin key (403 ${error.title}: ${error.detail}).`);
-  else if (error) show("key-message", `The gateway refused the key (${error.status} ${error.title}: ${error.detail}).`);
+  if (error?.status === 403) show("key-message", `Signed in, but not as an operator (403 ${error.title}: ${error.detail}).`);
+  else if (error) show("key-message", `The gateway refused the sign-in (${error.status} ${error.title}: ${error.detail}).`);
   else hide("key-message");
   $("key-input").value = "";
-  $("key-input").focus();
+  $("signin-password").value = "";
+  $("signin-password").focus();
+}
+
+// A password grant through the gateway: the identity provider's access token, or an ApiError.
+async function requestToken(username, password) {
+  let response;
+  try {
+    response = await fetch("/console/sign-in", { method: "POST", body: new URLSearchParams({ username, password }) });
+  } catch (error) {
+    throw new ApiError(0, "Sign-in failed", error.message);
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data?.title || response.statusText, data?.detail || "");
+  return data.access_token;
+}
+
+function useCredential(credential) {
+  state.credential = credential;
+  sessionStorage.setItem(CREDENTIAL_STORAGE, JSON.stringify(credential));
+  hide("key-message");
+  connect();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const username = $("signin-user").value.trim();
+  try {
+    useCredential({ kind: "bearer", value: await requestToken(username, $("signin-password").value), who: username });
+  } catch (error) {
+    askForSignIn(error);
+  }
 }
 
 async function connect() {
   $("key-panel").hidden = true;
   $("console").hidden = false;
   $("forget-key").hidden = false;
+  $("signed-in-as").textContent = `signed in as ${state.credential.who}`;
   state.rendered = {};
   state.generation += 1;
   const generation = state.generation;
@@ -381,6 +422,31 @@ async function placeDemoOrder(event) {
   }
 }
 
+// --- a demo customer's token -------------------------------------------------------------
+
+// The same sign-in, for a customer: the token to copy into curl, and what that customer sees with
+// it (only their own orders).
+async function customerToken(event) {
+  event.preventDefault();
+  const customerId = $("token-customer").value.trim();
+  hide("token-error");
+  try {
+    const token = await requestToken(customerId, $("token-password").value);
+    const customer = { kind: "bearer", value: token, who: customerId };
+    const page = await api("GET", "/api/v1/orders?limit=10", undefined, customer);
+    $("token-value").value = token;
+    $("token-curl").textContent = `curl -H "Authorization: Bearer ${token}" ${location.origin}/api/v1/orders`;
+    const orders = page.items.map((order) =>
+      el("li", { dataset: { orderId: order.order_id } }, el("span", { className: "mono" }, order.order_id), " ", statusBadge(order.status)),
+    );
+    $("token-orders").replaceChildren(...(orders.length ? orders : [el("li", { className: "muted" }, `${customerId} has no orders yet.`)]));
+    $("token-result").hidden = false;
+  } catch (error) {
+    $("token-result").hidden = true;
+    show("token-error", error.message);
+  }
+}
+
 // --- dead letters, payment gateways, consumers -------------------------------------------
 
 async function refreshPanels() {
@@ -566,16 +632,14 @@ async function setConsumer(context, controls) {
 // --- start -------------------------------------------------------------------------------
 
 function start() {
+  $("signin-form").addEventListener("submit", signIn);
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const key = $("key-input").value.trim();
-    if (!key) return;
-    state.key = key;
-    sessionStorage.setItem(KEY_STORAGE, key);
-    hide("key-message");
-    connect();
+    if (key) useCredential({ kind: "key", value: key, who: "the admin API key" });
   });
-  $("forget-key").addEventListener("click", () => askForKey(null));
+  $("forget-key").addEventListener("click", () => askForSignIn(null));
+  $("token-form").addEventListener("submit", customerToken);
   $("filter-all").addEventListener("click", () => setFilter(""));
   $("filter-stuck").addEventListener("click", () => setFilter("STUCK"));
   $("search-form").addEventListener("submit", (event) => {
@@ -592,8 +656,8 @@ function start() {
     state.selectedOrder = linked;
     hide("journey-hint");
   }
-  if (state.key) connect();
-  else askForKey(null);
+  if (state.credential) connect();
+  else askForSignIn(null);
 }
 
 start();
