@@ -277,3 +277,22 @@ async def test_api9_only_the_documented_versioned_api_is_served(api, anonymous):
     for undocumented in ("/api/v2/orders", "/api/v0/orders", "/api/orders", "/orders", "/api/v1/internal/orders", "/admin", "/redoc"):
         answer = await api.http.get(undocumented)
         assert answer.status_code == 404, f"{undocumented} answered {answer.status_code}"
+
+
+# --- API10: unsafe consumption of APIs ------------------------------------------------------
+
+
+async def test_api10_a_providers_tampered_answer_is_not_taken_at_its_word(api, payment_faults):
+    """cardpay charges the card, then answers nonsense: a reference with control characters,
+    another amount, a whole card number as the last four digits. The payment service refuses to
+    believe it, looks the charge up, and the order completes on the one real charge."""
+    await payment_faults.set("cardpay", tampered_answer_rate=1)
+    placed = await api.place(api.body((await api.product(prefer="CON-TUNER"))["sku"], token="tok_visa"))
+
+    order = await api.terminal(placed.order_id, timeout=api.PAYMENT_DEADLINE + 30)
+
+    assert order["status"] == "COMPLETED", order
+    assert order["payment"]["card"]["last4"].isdigit() and len(order["payment"]["card"]["last4"]) == 4, order["payment"]
+    assert "4242424242424242" not in json.dumps(order) and "<script>" not in json.dumps(order)
+    charges = [c for c in (await api.ledger("cardpay"))["charges"] if c["key"] == f"pay-{placed.order_id}"]
+    assert [c["status"] for c in charges] == ["succeeded"], f"one charge, made once: {charges}"

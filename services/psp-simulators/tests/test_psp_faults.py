@@ -95,7 +95,7 @@ async def test_a_timeout_hangs_then_504_and_processes_nothing(psp: Psp) -> None:
     assert time.monotonic() - started >= HANG
     assert response.headers["X-Simulated-Fault"] == "timeout"
     assert await psp.ledger_keys() == []
-    assert await psp.injected() == {"outage": 0, "timeout": 1, "error": 0, "drop_response": 0}
+    assert await psp.injected() == {"outage": 0, "timeout": 1, "error": 0, "drop_response": 0, "tampered_answer": 0}
 
 
 async def test_an_error_answers_503_and_processes_nothing(psp: Psp) -> None:
@@ -152,6 +152,7 @@ async def test_an_empty_body_clears_every_fault(psp: Psp) -> None:
         "timeout_rate": 0.0,
         "outage": False,
         "drop_response_rate": 0.0,
+        "tampered_answer_rate": 0.0,
         "hang_seconds": 30.0,
         "seed": None,
     }
@@ -166,7 +167,7 @@ async def test_stats_count_api_calls_only(psp: Psp) -> None:
 
     assert (await psp.client.get("/_admin/stats")).json() == {
         "calls": 2,
-        "faults_injected": {"outage": 0, "timeout": 0, "error": 0, "drop_response": 0},
+        "faults_injected": {"outage": 0, "timeout": 0, "error": 0, "drop_response": 0, "tampered_answer": 0},
     }
 
 
@@ -176,3 +177,16 @@ async def test_invalid_faults_are_rejected(psp: Psp, faults: dict) -> None:
 
     assert response.status_code == (400 if psp.name == "cardpay" else 422)
     assert (await psp.client.get("/_admin/faults")).json()["error_rate"] == 0.0
+
+
+async def test_a_tampered_answer_is_sent_after_the_charge_is_made(psp: Psp) -> None:
+    """The charge is on the books; the answer says something else (OWASP API10's hostile peer).
+    A lookup (GET) is never tampered with, so a careful client can find out what happened."""
+    await psp.set_faults(tampered_answer_rate=1)
+
+    answer = await psp.charge("k-tampered")
+
+    assert answer.status_code == 200 and answer.headers["X-Simulated-Fault"] == "tampered_answer"
+    assert answer.json()["card"]["last4"] == "4242424242424242", "not what the provider's API documents"
+    assert await psp.ledger_keys() == ["k-tampered"], "processed and committed before the answer was replaced"
+    assert (await psp.injected())["tampered_answer"] == 1

@@ -201,6 +201,9 @@ class GatewayFaults(BaseModel):
     drop_response_rate: float | None = Field(
         None, ge=0, le=1, description="share of calls carried out whose answer is then lost (the ambiguous outcome)"
     )
+    tampered_answer_rate: float | None = Field(
+        None, ge=0, le=1, description="share of charges and refunds carried out whose answer is then replaced by nonsense"
+    )
     hang_seconds: float | None = Field(None, ge=0, le=300, description="how long a hanging call hangs")
     seed: int | None = Field(None, description="for a repeatable run")
 

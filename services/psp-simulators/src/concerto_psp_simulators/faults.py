@@ -15,6 +15,10 @@ call, in this order:
 5. drop_response (probability drop_response_rate): the request IS processed and committed,
    then the response is held for hang_seconds and replaced by a 504. A client whose timeout is
    shorter sees a timeout and cannot tell whether it was charged: the ambiguous outcome.
+6. tampered_answer (probability tampered_answer_rate, calls that change something: POST): the
+   request IS processed and committed, then answered 200 with a body no client should trust (a
+   reference with control characters, another amount, a whole card number where the last four
+   digits go). A client that takes it at its word stores and publishes it (OWASP API10).
 
 The random draws come from random.Random(seed), created whenever faults are set, so a run with
 a seed is repeatable. Faults live in memory: a restart clears them.
@@ -31,7 +35,18 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["outage", "timeout", "error", "drop_response"]
+FaultKind = Literal["outage", "timeout", "error", "drop_response", "tampered_answer"]
+
+# Both providers' field names at once (cardpay's id/status, paynext's pspReference/resultCode).
+TAMPERED_ANSWER = {
+    "id": "ch_\u0000<script>alert(1)</script>",
+    "pspReference": "\r\nX-Injected: yes" + "9" * 5000,
+    "status": "succeeded",
+    "resultCode": "Authorised",
+    "amount": 1,
+    "currency": "xxx",
+    "card": {"brand": "visa", "last4": "4242424242424242", "number": "4242424242424242"},
+}
 
 # (status, code, message) -> the PSP's own error body: each simulator keeps its API's shape.
 ErrorBody = Callable[[int, str, str], dict]
@@ -45,6 +60,7 @@ class FaultSettings(BaseModel):
     timeout_rate: float = Field(0.0, ge=0, le=1, description="probability of hanging, then 504")
     outage: bool = Field(False, description="every call gets 503 at once")
     drop_response_rate: float = Field(0.0, ge=0, le=1, description="probability of processing, then hanging and 504")
+    tampered_answer_rate: float = Field(0.0, ge=0, le=1, description="probability of processing a POST, then answering nonsense")
     hang_seconds: float = Field(30.0, ge=0, description="how long a timeout or a dropped response hangs")
     seed: int | None = Field(None, description="seed of the random draws, for repeatable runs")
 
@@ -56,7 +72,7 @@ class Faults:
         self.api_prefix = api_prefix
         self.error_body = error_body
         self.calls = 0
-        self.injected: dict[FaultKind, int] = {"outage": 0, "timeout": 0, "error": 0, "drop_response": 0}
+        self.injected: dict[FaultKind, int] = {"outage": 0, "timeout": 0, "error": 0, "drop_response": 0, "tampered_answer": 0}
         self.set(FaultSettings())
 
     def set(self, settings: FaultSettings) -> None:
@@ -90,6 +106,12 @@ class Faults:
                 pass
             await asyncio.sleep(faults.hang_seconds)
             return self._fault("drop_response", 504, "timeout", "The request timed out (simulated).")
+        if request.method == "POST" and self._happens(faults.tampered_answer_rate):
+            response = await call_next(request)  # processed and committed...
+            async for _ in response.body_iterator:  # ...and answered with something else
+                pass
+            self.injected["tampered_answer"] += 1
+            return JSONResponse(TAMPERED_ANSWER, headers={"X-Simulated-Fault": "tampered_answer"})
         return await call_next(request)
 
 
