@@ -3,17 +3,52 @@ charge a replay of the first, so the payment id is the key."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import httpx
 
-from concerto_contracts.values import MaskedCard
 from concerto_payment.integration.gateways import (
+    Amount,
     Charge,
     ChargeOutcome,
-    GatewayRejected,
+    Currency,
+    ProviderAnswer,
+    ProviderCard,
+    Reference,
     Refund,
+    Word,
     minor_units,
     send,
 )
+
+
+# cardpay's answers, as far as we read them.
+class CardpayCharge(ProviderAnswer):
+    id: Reference
+    amount: Amount
+    currency: Currency
+    status: Literal["succeeded", "failed"]
+    card: ProviderCard | None = None
+    failure_code: Word | None = None
+    decline_code: Word | None = None
+
+
+class CardpayCardError(ProviderAnswer):
+    charge: Reference
+    decline_code: Word | None = None
+
+
+class CardpayDecline(ProviderAnswer):  # the body of a 402
+    error: CardpayCardError
+
+
+class CardpayList(ProviderAnswer):
+    data: list[CardpayCharge]
+
+
+class CardpayRefund(ProviderAnswer):
+    id: Reference
+    status: Literal["succeeded"]
 
 
 class CardpayGateway:
@@ -23,46 +58,47 @@ class CardpayGateway:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
 
     async def charge(self, charge: Charge) -> ChargeOutcome:
-        response = await send(
+        answer = await send(
+            self.name,
             self._client,
             "POST",
             "/v1/charges",
             headers={"Idempotency-Key": charge.key},
             json={"amount": minor_units(charge.amount), "currency": charge.currency.lower(), "source": charge.token},
         )
-        body = response.json()
-        if response.status_code == 200:
-            return _outcome(body)
-        if response.status_code == 402:  # card_error: a decline, final
-            error = body["error"]
-            return ChargeOutcome(approved=False, reference=error.get("charge", ""), decline_reason=_decline(error))
-        raise GatewayRejected(f"cardpay answered {response.status_code}: {body}")
+        if answer.status == 402:  # card_error: a decline, final
+            error = answer.read(CardpayDecline, statuses=(402,)).error
+            return ChargeOutcome(approved=False, reference=error.charge, decline_reason=_decline(error.decline_code))
+        answer.raise_if_refused()
+        charged = answer.read(CardpayCharge)
+        answer.check_charged(charge, charged.amount, charged.currency)
+        return _outcome(charged)
 
     async def find_charge(self, key: str) -> ChargeOutcome | None:
-        response = await send(self._client, "GET", "/v1/charges", params={"idempotency_key": key})
-        charges = response.json()["data"]
+        answer = await send(self.name, self._client, "GET", "/v1/charges", params={"idempotency_key": key})
+        charges = answer.read(CardpayList).data
         return _outcome(charges[0]) if charges else None
 
     async def refund(self, refund: Refund) -> str:
-        response = await send(
+        answer = await send(
+            self.name,
             self._client,
             "POST",
             "/v1/refunds",
             headers={"Idempotency-Key": refund.key},
             json={"charge": refund.charge_reference, "amount": minor_units(refund.amount)},
         )
-        if response.status_code != 200:
-            raise GatewayRejected(f"cardpay refused the refund: {response.status_code} {response.text[:200]}")
-        return response.json()["id"]
+        answer.raise_if_refused()
+        return answer.read(CardpayRefund).id
 
 
-def _outcome(charge: dict) -> ChargeOutcome:
-    card = MaskedCard(**charge["card"]) if charge.get("card") else None
-    if charge["status"] == "succeeded":
-        return ChargeOutcome(approved=True, reference=charge["id"], card=card)
-    return ChargeOutcome(approved=False, reference=charge["id"], card=card, decline_reason=_decline(charge))
+def _outcome(charge: CardpayCharge) -> ChargeOutcome:
+    card = charge.card.masked() if charge.card else None
+    if charge.status == "succeeded":
+        return ChargeOutcome(approved=True, reference=charge.id, card=card)
+    reason = _decline(charge.decline_code or charge.failure_code)
+    return ChargeOutcome(approved=False, reference=charge.id, card=card, decline_reason=reason)
 
 
-def _decline(error: dict) -> str:
-    code = error.get("decline_code") or error.get("failure_code") or "declined"
+def _decline(code: str | None) -> str:
     return "insufficient_funds" if code == "insufficient_funds" else "declined"

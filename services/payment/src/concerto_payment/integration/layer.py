@@ -5,10 +5,10 @@ refund, whatever the providers are doing.
 - At one gateway, a failure that may be transient is retried (backoff with jitter, bounded);
   a decline is an answer, never retried.
 - If a gateway certainly did nothing (refused, overloaded, outage), the next one is tried.
-- If a gateway may have charged (timeout, dropped response), the payment stays with that
-  gateway: it is looked up there before it is charged again, with the same idempotency key,
-  and never sent elsewhere. That is how a retry, a worker crash or a redelivered event can
-  never charge a card twice.
+- If a gateway may have charged (timeout, dropped response, an answer that cannot be read),
+  the payment stays with that gateway: it is looked up there before it is charged again, with
+  the same idempotency key, and never sent elsewhere. That is how a retry, a worker crash or
+  a redelivered event can never charge a card twice.
 - Every call is recorded in the payment database (`gateway_attempts`).
 """
 
@@ -163,7 +163,7 @@ class PaymentGateways:
         except GatewayRejected as exc:
             outcome, detail = "rejected", str(exc)
             raise
-        except BaseException as exc:  # cancelled, or an answer that could not be read
+        except BaseException as exc:  # cancelled, or a bug
             detail = f"{type(exc).__name__}: {exc}"
             raise
         finally:

@@ -3,17 +3,45 @@ reference identifies a payment, so sending the same reference again returns the 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import httpx
 
-from concerto_contracts.values import MaskedCard
 from concerto_payment.integration.gateways import (
+    Amount,
     Charge,
     ChargeOutcome,
-    GatewayRejected,
+    Currency,
+    ProviderAnswer,
+    ProviderCard,
+    Reference,
     Refund,
     minor_units,
     send,
 )
+
+
+# paynext's answers, as far as we read them.
+class PaynextAmount(ProviderAnswer):
+    value: Amount
+    currency: Currency
+
+
+class PaynextPayment(ProviderAnswer):
+    pspReference: Reference
+    resultCode: Literal["Authorised", "Refused"]
+    refusalReason: str | None = None
+    amount: PaynextAmount
+    card: ProviderCard | None = None
+
+
+class PaynextList(ProviderAnswer):
+    payments: list[PaynextPayment]
+
+
+class PaynextRefund(ProviderAnswer):
+    pspReference: Reference
+    status: Literal["received"]
 
 
 class PaynextGateway:
@@ -23,7 +51,8 @@ class PaynextGateway:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
 
     async def charge(self, charge: Charge) -> ChargeOutcome:
-        response = await send(
+        answer = await send(
+            self.name,
             self._client,
             "POST",
             "/payments",
@@ -33,17 +62,19 @@ class PaynextGateway:
                 "paymentMethod": {"type": "scheme", "token": charge.token},
             },
         )
-        if response.status_code != 200:
-            raise GatewayRejected(f"paynext answered {response.status_code}: {response.text[:200]}")
-        return _outcome(response.json())
+        answer.raise_if_refused()
+        payment = answer.read(PaynextPayment)
+        answer.check_charged(charge, payment.amount.value, payment.amount.currency)
+        return _outcome(payment)
 
     async def find_charge(self, key: str) -> ChargeOutcome | None:
-        response = await send(self._client, "GET", "/payments", params={"merchantReference": key})
-        payments = response.json()["payments"]
+        answer = await send(self.name, self._client, "GET", "/payments", params={"merchantReference": key})
+        payments = answer.read(PaynextList).payments
         return _outcome(payments[0]) if payments else None
 
     async def refund(self, refund: Refund) -> str:
-        response = await send(
+        answer = await send(
+            self.name,
             self._client,
             "POST",
             f"/payments/{refund.charge_reference}/refunds",
@@ -52,14 +83,13 @@ class PaynextGateway:
                 "amount": {"value": minor_units(refund.amount), "currency": refund.currency.upper()},
             },
         )
-        if response.status_code not in (200, 201):
-            raise GatewayRejected(f"paynext refused the refund: {response.status_code} {response.text[:200]}")
-        return response.json()["pspReference"]
+        answer.raise_if_refused()
+        return answer.read(PaynextRefund, statuses=(200, 201)).pspReference
 
 
-def _outcome(payment: dict) -> ChargeOutcome:
-    card = MaskedCard(**payment["card"]) if payment.get("card") else None
-    if payment["resultCode"] == "Authorised":
-        return ChargeOutcome(approved=True, reference=payment["pspReference"], card=card)
-    reason = "insufficient_funds" if payment.get("refusalReason") == "Not enough balance" else "declined"
-    return ChargeOutcome(approved=False, reference=payment["pspReference"], card=card, decline_reason=reason)
+def _outcome(payment: PaynextPayment) -> ChargeOutcome:
+    card = payment.card.masked() if payment.card else None
+    if payment.resultCode == "Authorised":
+        return ChargeOutcome(approved=True, reference=payment.pspReference, card=card)
+    reason = "insufficient_funds" if payment.refusalReason == "Not enough balance" else "declined"
+    return ChargeOutcome(approved=False, reference=payment.pspReference, card=card, decline_reason=reason)
