@@ -3,7 +3,8 @@ driven by Playwright. The operator signs in through the page's form (the gateway
 password grant to the development issuer), an order placed with its demo button shows up
 COMPLETED in the orders list, and its journey shows the events across the contexts and links to
 its Temporal workflow. A demo customer's token, handed out by the page, sees that customer's
-orders only; a wrong password or a refused admin key asks again.
+orders only; a wrong password, a customer (not an operator) or a wrong admin key asks again, and
+the right admin key (the second way in) works too.
 
 Playwright never downloads a browser here: it drives the Chromium installed by the system
 (`make browser`, i.e. `apt-get install chromium`). Without it these tests skip, saying so.
@@ -93,6 +94,9 @@ async def test_console_follows_a_demo_order_to_completed_and_links_its_temporal_
 
     await sign_in(page)
     await expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as operator", timeout=PAGE_DEADLINE_MS)
+    # The token is kept in this tab only, and no API key is.
+    credential = await page.evaluate("JSON.parse(sessionStorage.getItem('concerto.credential'))")
+    assert credential["kind"] == "bearer" and credential["value"].count(".") == 2, credential
     orders = page.get_by_test_id("sagas")
     await expect(page.get_by_test_id("heartbeat")).to_contain_text("live", timeout=PAGE_DEADLINE_MS)
 
@@ -104,6 +108,8 @@ async def test_console_follows_a_demo_order_to_completed_and_links_its_temporal_
         await page.get_by_role("button", name="Place demo order").click()
     response = await placed.value
     assert response.status == 202, await response.text()
+    sent = await response.request.all_headers()
+    assert sent.get("authorization") == f"Bearer {credential['value']}" and "x-api-key" not in sent, sent
     order_id = (await response.json())["order_id"]
     placed_orders.record(order_id)  # so the ledger check at the end of the suite accounts for it
     await expect(page.get_by_test_id("demo-result")).to_contain_text(order_id)
@@ -138,12 +144,16 @@ async def test_console_follows_a_demo_order_to_completed_and_links_its_temporal_
     await page.screenshot(path=SCREENSHOT, full_page=True)
 
 
-async def test_console_shows_a_refused_key_and_asks_again(page: Page):
+async def test_console_refuses_a_wrong_admin_key_and_takes_the_right_one(page: Page):
     await use_admin_key(page, "not-the-admin-key")
 
     await expect(page.get_by_test_id("key-message")).to_contain_text("401", timeout=PAGE_DEADLINE_MS)
     await expect(page.get_by_test_id("key-panel")).to_be_visible()
     assert await page.evaluate("sessionStorage.getItem('concerto.credential')") is None
+
+    await use_admin_key(page, ADMIN_API_KEY)  # the second way in
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as the admin API key", timeout=PAGE_DEADLINE_MS)
+    await expect(page.get_by_test_id("heartbeat")).to_contain_text("live", timeout=PAGE_DEADLINE_MS)
 
 
 async def test_console_refuses_a_wrong_password_and_a_customer_as_operator(page: Page, api):
@@ -161,7 +171,8 @@ async def test_console_hands_out_a_demo_customer_token_that_sees_only_their_orde
     own = await api.place(api.body(sku, customer_id=customer_id))
     others = await api.place(api.body(sku, customer_id=someone_else))
 
-    await use_admin_key(page, ADMIN_API_KEY)
+    await sign_in(page)
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as operator", timeout=PAGE_DEADLINE_MS)
     await page.get_by_label("customer id").fill(customer_id)
     await page.get_by_label("customer password").fill(DEMO_PASSWORD)
     await page.get_by_role("button", name="Get token").click()
@@ -170,7 +181,9 @@ async def test_console_hands_out_a_demo_customer_token_that_sees_only_their_orde
     await expect(listed).to_have_count(1, timeout=PAGE_DEADLINE_MS)
     assert await listed.first.get_attribute("data-order-id") == own.order_id != others.order_id
     token = await page.get_by_test_id("token-value").input_value()
-    await expect(page.get_by_test_id("token-curl")).to_contain_text(f"Authorization: Bearer {token}")
+    await expect(page.get_by_test_id("token-curl")).to_have_text(f'curl -H "Authorization: Bearer {token}" {GATEWAY_URL}/api/v1/orders')
+    # The customer's token served their card only: the page is still the operator's.
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as operator")
     # The token is the customer's, as curl would use it: their order, and not the other one.
     bearer = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=10) as curl:

@@ -198,6 +198,16 @@ async def test_a_lookup_answered_garbled_is_ambiguous(provider, answer, caplog):
     assert_nothing_of_the_body_in(caplog.text, str(raised.value))
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_lookup_finding_another_amount_is_ambiguous_when_the_charge_is_known(provider):
+    found = provider.listing(provider.charge | provider.another_amount)
+    async with provider_answering(provider, {provider.lookup_route: (200, found)}) as (gateway, _):
+        with pytest.raises(GatewayAmbiguous):
+            await gateway.find_charge(CHARGE.key, CHARGE)
+        # Without the charge (release_unclaimed_charge): whatever was taken is found, to be refunded.
+        assert (await gateway.find_charge(CHARGE.key)).approved is True
+
+
 @pytest.mark.parametrize(("provider", "answer"), cases(lambda p: garbled(p.refund, p.reference, "status")))
 async def test_a_refund_answered_garbled_is_ambiguous_so_retried(provider, answer, caplog):
     async with provider_answering(provider, {provider.refund_route: (provider.refund_status, answer)}) as (gateway, _):
@@ -215,8 +225,16 @@ async def test_a_lookup_answered_with_another_status_is_ambiguous(provider, stat
             await gateway.find_charge(CHARGE.key)
 
 
-async def test_a_cardpay_decline_answered_garbled_is_ambiguous_not_a_decline():
-    answer = {"error": {"type": "card_error", "decline_code": "generic_decline", "charge": HOSTILE_REFERENCE}}
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"type": "card_error", "decline_code": "generic_decline", "charge": HOSTILE_REFERENCE},
+        {"type": "api_error", "charge": "ch_1"},  # a 402 that is no card error is no decline
+    ],
+    ids=["hostile-reference", "not-a-card-error"],
+)
+async def test_a_cardpay_decline_answered_garbled_is_ambiguous_not_a_decline(error):
+    answer = {"error": error}
     async with provider_answering(CARDPAY, {CARDPAY.charge_route: (402, answer)}) as (gateway, _):
         with pytest.raises(GatewayAmbiguous):
             await gateway.charge(CHARGE)
@@ -242,4 +260,23 @@ async def test_a_garbled_charge_answer_is_looked_up_and_approved_exactly_once(ps
     assert charged.outcome == ChargeOutcome(approved=True, reference="ch_1", card=MaskedCard(**VISA))
     assert calls == [CARDPAY.charge_route, CARDPAY.lookup_route]  # charged once, then looked up
     assert await attempts(payment_id) == [("cardpay", "charge", "ambiguous"), ("cardpay", "lookup", "approved")]
+    assert await paynext.calls() == paynext_calls  # never failed over
+
+
+async def test_a_lookup_finding_another_amount_is_never_approved(psps, make_layer, attempts):
+    """cardpay answers the charge with nonsense, then its lookup finds a charge for 1 cent: the
+    layer takes neither, stays with cardpay (never fails over) and the payment stays ambiguous."""
+    _, paynext = psps
+    payment_id = f"pay-ord-{uuid.uuid4().hex[:12]}"
+    charge = Charge(key=payment_id, amount=CHARGE.amount, currency="EUR", token="tok_visa")
+    one_cent = CARDPAY.charge | {"amount": 1}
+    answers = {CARDPAY.charge_route: (200, b"not JSON"), CARDPAY.lookup_route: (200, CARDPAY.listing(one_cent))}
+    paynext_calls = await paynext.calls()
+
+    async with provider_answering(CARDPAY, answers) as (stand_in, _):
+        with pytest.raises(GatewayAmbiguous):
+            await make_layer(cardpay_url=stand_in.base_url).charge(payment_id, charge)
+
+    assert ("cardpay", "lookup", "approved") not in await attempts(payment_id)
+    assert ("cardpay", "lookup", "ambiguous") in await attempts(payment_id)
     assert await paynext.calls() == paynext_calls  # never failed over

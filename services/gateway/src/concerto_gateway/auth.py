@@ -135,6 +135,3 @@ def require(role: Role):
         return caller
 
     return check
-
-
-_spend = spend  # the console's sign-in used this name while it was written; prefer `spend`

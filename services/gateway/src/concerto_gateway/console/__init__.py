@@ -2,25 +2,36 @@
 that a presenter projects to show orders moving through the saga, stuck sagas, dead letters,
 the payment gateways and the contexts' consumers.
 
-The page and its assets carry no data, so they are served without a credential. The page signs
-its user in: a user name and password go to `POST /console/sign-in`, which relays them to the
-identity provider's token endpoint (an OAuth 2.0 password grant, `OAUTH_TOKEN_URL`), and the
-access token comes back to the page, which sends it as a bearer token with every call to
-/api/v1 like any other client. So the page talks to its own origin only, whichever provider
-stands behind it. The operator (`operator` at the development issuer) has the admin role; a demo
-customer's token is handed out the same way, for the "Demo customer tokens" card and for curl.
-The admin API key still works, as a second way in. None of it is in the OpenAPI schema: the
+The page and its assets carry no data, so they are served without a credential.
+
+Signing in: the page's form sends a user name and password to `POST /console/sign-in` (form
+fields `username`, `password`). The gateway relays them to the identity provider's token endpoint
+as an OAuth 2.0 password grant (`OAUTH_TOKEN_URL`, by default the issuer's `/token`) and answers
+`{"access_token", "expires_in"}`; a wrong password is a 401 problem, a provider out of reach or
+answering nonsense a 502. The page keeps the token in its tab (sessionStorage) and sends it as a
+bearer token with every call to /api/v1, like any other client: the gateway checks it there, and
+the operator (`operator` at the development issuer) has the admin role. So the page talks to its
+own origin only (its CSP allows nothing else), whichever provider stands behind the gateway.
+
+A wrong password spends the client address's failed-credential budget (`FAILED_AUTH_RATE_LIMIT`,
+shared with wrong keys and tokens on /api/v1); once it is spent, sign-ins from that address are
+refused (429) before any password reaches the provider, so guessing stays limited and a right
+guess cannot be told from a wrong one by the answer.
+
+A demo customer's token is handed out the same way, for the "Demo customer tokens" card and for
+curl. The admin API key still works, as a second way in. None of it is in the OpenAPI schema: the
 console is not part of the API."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, JSONResponse
+from limits import parse
+from pydantic import BaseModel, ValidationError
 
 from concerto_gateway.auth import spend
 from concerto_runtime import Problem
@@ -62,35 +73,50 @@ async def console_config(request: Request) -> JSONResponse:
     )
 
 
+class _TokenAnswer(BaseModel):
+    """What the page needs of an RFC 6749 token answer."""
+
+    access_token: str
+    expires_in: int | None = None
+
+
 @router.post("/sign-in")
 async def sign_in(
     request: Request, username: Annotated[str, Form(min_length=1, max_length=64)], password: Annotated[str, Form(min_length=1, max_length=200)]
 ) -> JSONResponse:
     """A password grant at the identity provider, for the page: the token, or why not."""
     settings = request.app.state.settings
+    address = request.client.host if request.client else "unknown"
+    failures = f"unauthenticated:{address}"  # the budget a wrong key or token spends too (auth.require)
+    # The address's failures spent: refused before the provider is asked (spend answers the 429).
+    if not await request.app.state.rate_limiter.test(parse(settings.failed_auth_rate_limit), failures):
+        await spend(request, settings.failed_auth_rate_limit, failures)
     token_url = settings.oauth_token_url or f"{settings.oauth_issuer}/token"
     try:
         async with httpx.AsyncClient(timeout=settings.upstream_timeout_seconds) as provider:
             answer = await provider.post(token_url, data={"grant_type": "password", "username": username, "password": password})
     except httpx.HTTPError:
         raise Problem(502, "Identity provider unreachable", "the sign-in could not reach the identity provider") from None
-    if answer.status_code == 400 and _oauth_error(answer) == "invalid_grant":
-        # A wrong password spends the client address's budget, like a wrong key or token.
-        address = request.client.host if request.client else "unknown"
-        await spend(request, settings.failed_auth_rate_limit, f"unauthenticated:{address}")
+    # RFC 6749 says 400 for a wrong password; some providers answer 401 or 403.
+    if answer.is_client_error and _oauth_error(answer) == "invalid_grant":
+        await spend(request, settings.failed_auth_rate_limit, failures)
         raise Problem(401, "Unauthorized", "unknown user or wrong password")
     if answer.status_code != 200:
         raise Problem(502, "Identity provider error", f"the identity provider answered {answer.status_code}")
-    token = answer.json()
-    return JSONResponse({"access_token": token["access_token"], "expires_in": token.get("expires_in")}, headers=HEADERS | {"Cache-Control": "no-store"})
+    try:
+        token = _TokenAnswer.model_validate_json(answer.content)
+    except ValidationError:
+        raise Problem(502, "Identity provider error", "the identity provider's answer holds no access token") from None
+    return JSONResponse(token.model_dump(), headers=HEADERS | {"Cache-Control": "no-store"})
 
 
 def _oauth_error(answer: httpx.Response) -> str | None:
     """The `error` of an RFC 6749 error answer, if that is what it is."""
     try:
-        return answer.json().get("error")
+        body = answer.json()
     except ValueError:
         return None
+    return body.get("error") if isinstance(body, dict) else None
 
 
 @router.get("/static/{name}")

@@ -9,6 +9,7 @@ import httpx
 
 from concerto_payment.integration.gateways import (
     Amount,
+    Answer,
     Charge,
     ChargeOutcome,
     Currency,
@@ -34,6 +35,7 @@ class CardpayCharge(ProviderAnswer):
 
 
 class CardpayCardError(ProviderAnswer):
+    type: Literal["card_error"]
     charge: Reference
     decline_code: Word | None = None
 
@@ -70,14 +72,12 @@ class CardpayGateway:
             error = answer.read(CardpayDecline, statuses=(402,)).error
             return ChargeOutcome(approved=False, reference=error.charge, decline_reason=_decline(error.decline_code))
         answer.raise_if_refused()
-        charged = answer.read(CardpayCharge)
-        answer.check_charged(charge, charged.amount, charged.currency)
-        return _outcome(charged)
+        return _outcome(answer, answer.read(CardpayCharge), charge)
 
-    async def find_charge(self, key: str) -> ChargeOutcome | None:
+    async def find_charge(self, key: str, charge: Charge | None = None) -> ChargeOutcome | None:
         answer = await send(self.name, self._client, "GET", "/v1/charges", params={"idempotency_key": key})
         charges = answer.read(CardpayList).data
-        return _outcome(charges[0]) if charges else None
+        return _outcome(answer, charges[0], charge) if charges else None
 
     async def refund(self, refund: Refund) -> str:
         answer = await send(
@@ -92,7 +92,8 @@ class CardpayGateway:
         return answer.read(CardpayRefund).id
 
 
-def _outcome(charge: CardpayCharge) -> ChargeOutcome:
+def _outcome(answer: Answer, charge: CardpayCharge, asked: Charge | None) -> ChargeOutcome:
+    answer.check_charged(asked, charge.amount, charge.currency)
     card = charge.card.masked() if charge.card else None
     if charge.status == "succeeded":
         return ChargeOutcome(approved=True, reference=charge.id, card=card)

@@ -62,7 +62,9 @@ class PaymentGateway(Protocol):
 
     async def charge(self, charge: Charge) -> ChargeOutcome: ...
 
-    async def find_charge(self, key: str) -> ChargeOutcome | None: ...
+    async def find_charge(self, key: str, charge: Charge | None = None) -> ChargeOutcome | None:
+        """The charge made with `key`, if any; given `charge`, one found for another amount or
+        currency is not believed (GatewayAmbiguous)."""
 
     async def refund(self, refund: Refund) -> str: ...
 
@@ -123,9 +125,10 @@ class Answer:
         log.warning("%s answered what we cannot read (%d bytes): %s", self.provider, len(self.body), what)
         return GatewayAmbiguous(f"{self.provider} answered what we cannot read: {what}")
 
-    def check_charged(self, charge: Charge, amount: int, currency: str) -> None:
-        """A charge answered for another amount or currency is not one we can take at its word."""
-        if (amount, currency.upper()) != (minor_units(charge.amount), charge.currency.upper()):
+    def check_charged(self, charge: Charge | None, amount: int, currency: str) -> None:
+        """A charge answered for another amount or currency than `charge`'s (if given) is not one
+        we can take at its word."""
+        if charge and (amount, currency.upper()) != (minor_units(charge.amount), charge.currency.upper()):
             raise self.unreadable("another amount or currency than the one charged")
 
 

@@ -91,7 +91,7 @@ class PaymentGateways:
             async for attempt in retrying(attempts=self._tries, on=(GatewayUnavailable, GatewayAmbiguous)):
                 with attempt:
                     if maybe_charged:
-                        found = await self.look_up(payment_id, gateway, charge.key)
+                        found = await self.look_up(payment_id, gateway, charge.key, charge)
                         if found is not None:
                             return found
                     try:
@@ -113,8 +113,10 @@ class PaymentGateways:
                 return await self._call(gateway, payment_id, "refund", lambda: gateway.refund(refund))
         raise AssertionError("unreachable: retrying() reraises")
 
-    async def look_up(self, payment_id: str, gateway: PaymentGateway, key: str) -> ChargeOutcome | None:
-        return await self._call(gateway, payment_id, "lookup", lambda: gateway.find_charge(key))
+    async def look_up(
+        self, payment_id: str, gateway: PaymentGateway, key: str, charge: Charge | None = None
+    ) -> ChargeOutcome | None:
+        return await self._call(gateway, payment_id, "lookup", lambda: gateway.find_charge(key, charge))
 
     async def gateway_that_may_hold(self, payment_id: str) -> PaymentGateway | None:
         """The gateway where an earlier charge attempt for this payment ended ambiguously."""

@@ -9,6 +9,7 @@ import httpx
 
 from concerto_payment.integration.gateways import (
     Amount,
+    Answer,
     Charge,
     ChargeOutcome,
     Currency,
@@ -63,14 +64,12 @@ class PaynextGateway:
             },
         )
         answer.raise_if_refused()
-        payment = answer.read(PaynextPayment)
-        answer.check_charged(charge, payment.amount.value, payment.amount.currency)
-        return _outcome(payment)
+        return _outcome(answer, answer.read(PaynextPayment), charge)
 
-    async def find_charge(self, key: str) -> ChargeOutcome | None:
+    async def find_charge(self, key: str, charge: Charge | None = None) -> ChargeOutcome | None:
         answer = await send(self.name, self._client, "GET", "/payments", params={"merchantReference": key})
         payments = answer.read(PaynextList).payments
-        return _outcome(payments[0]) if payments else None
+        return _outcome(answer, payments[0], charge) if payments else None
 
     async def refund(self, refund: Refund) -> str:
         answer = await send(
@@ -87,7 +86,8 @@ class PaynextGateway:
         return answer.read(PaynextRefund, statuses=(200, 201)).pspReference
 
 
-def _outcome(payment: PaynextPayment) -> ChargeOutcome:
+def _outcome(answer: Answer, payment: PaynextPayment, asked: Charge | None) -> ChargeOutcome:
+    answer.check_charged(asked, payment.amount.value, payment.amount.currency)
     card = payment.card.masked() if payment.card else None
     if payment.resultCode == "Authorised":
         return ChargeOutcome(approved=True, reference=payment.pspReference, card=card)

@@ -1,9 +1,15 @@
 // The Concerto operator console. It polls the gateway's public API (/api/v1) as an operator and
-// draws what it answers; it has no data of its own and no framework. The operator signs in with a
-// user name and password, which the gateway relays to the identity provider (POST
-// /console/sign-in); the access token that comes back is sent as a bearer token with every call.
-// An admin API key is the second way in. Every piece of data is
+// draws what it answers; it has no data of its own and no framework. Every piece of data is
 // inserted as text (textContent, or a string passed to append), never parsed as HTML.
+//
+// Signing in: the form posts a user name and password to the gateway (POST /console/sign-in),
+// which relays them to the identity provider as an OAuth 2.0 password grant and answers the
+// access token. The page talks to its own origin only (its CSP allows nothing else). The token is
+// kept in this tab (sessionStorage) and sent as `Authorization: Bearer` with every /api/v1 call.
+// A 401 (the token expired, or the key is wrong) asks to sign in again; a 403 says the user is
+// not an operator. The admin API key is the second, smaller way in (sent as X-API-Key). The
+// "Demo customer tokens" card uses the same sign-in for a customer, and that customer's token
+// only for their own orders: the operator's stays the page's.
 "use strict";
 
 const CREDENTIAL_STORAGE = "concerto.credential"; // {kind: "bearer" | "key", value, who}
@@ -20,6 +26,7 @@ const state = {
   selectedOrder: null,
   rendered: {}, // the JSON last drawn per section (see `changed`)
   generation: 0, // bumped to end the running poll loops
+  connected: false, // the credential has been accepted: a 401 now means it expired
 };
 
 const $ = (id) => document.getElementById(id);
@@ -118,7 +125,9 @@ function authorization(credential) {
 // RFC 9457 problem details: their title and detail are what the page shows. A refused operator
 // credential (401: expired or wrong; 403: not an operator) stops the console and asks again.
 async function api(method, path, body, as = null) {
-  const init = { method, headers: authorization(as || state.credential) };
+  const credential = as || state.credential;
+  if (!credential) throw new ApiError(0, "Not signed in", `${method} ${path}`);
+  const init = { method, headers: authorization(credential) };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -138,30 +147,42 @@ async function api(method, path, body, as = null) {
   }
   if (response.ok) return data;
   const error = new ApiError(response.status, data?.title || response.statusText, data?.detail || text.slice(0, 300));
-  if (!as && (response.status === 401 || response.status === 403)) askForSignIn(error);
+  // Only for the credential in use: the other calls of the same round, refused too, change nothing.
+  if (!as && credential === state.credential && (response.status === 401 || response.status === 403)) askForSignIn(error);
   throw error;
 }
 
 // --- signing in --------------------------------------------------------------------------
 
+// Back to the sign-in panel, saying why (nothing when the user signed out).
 function askForSignIn(error) {
+  const why = error && refusal(error, state.credential, state.connected);
   state.generation += 1; // the poll loops end
   state.credential = null;
+  state.connected = false;
   sessionStorage.removeItem(CREDENTIAL_STORAGE);
   $("console").hidden = true;
   $("forget-key").hidden = true;
   $("signed-in-as").textContent = "";
   $("key-panel").hidden = false;
   $("heartbeat").textContent = "not connected";
-  if (error?.status === 403) show("key-message", `Signed in, but not as an operator (403 ${error.title}: ${error.detail}).`);
-  else if (error) show("key-message", `The gateway refused the sign-in (${error.status} ${error.title}: ${error.detail}).`);
+  if (why) show("key-message", why);
   else hide("key-message");
   $("key-input").value = "";
   $("signin-password").value = "";
   $("signin-password").focus();
 }
 
-// A password grant through the gateway: the identity provider's access token, or an ApiError.
+function refusal(error, credential, connected) {
+  const answer = error.status ? `${error.status} ${error.title}: ${error.detail}` : error.message;
+  if (error.status === 403) return `${credential?.who ?? "This user"} is not an operator: sign in as one (${answer}).`;
+  if (error.status === 401 && connected) return `The sign-in has expired: sign in again (${answer}).`;
+  if (credential?.kind === "key") return `The gateway refused the admin API key (${answer}).`;
+  return `The gateway refused the sign-in (${answer}).`;
+}
+
+// A password grant through the gateway (the page never calls the identity provider itself): the
+// provider's access token, or an ApiError (401 wrong password, 429 too many failures, 502 no provider).
 async function requestToken(username, password) {
   let response;
   try {
@@ -192,13 +213,22 @@ async function signIn(event) {
 }
 
 async function connect() {
+  state.rendered = {};
+  state.generation += 1;
+  const generation = state.generation;
+  // One call first: a refused credential (a wrong key, an expired token, a customer) is told
+  // once, and spends one failure of the address's budget rather than one per panel.
+  try {
+    await api("GET", "/api/v1/admin/sagas?status=STUCK&limit=1");
+  } catch (error) {
+    if (error.status === 401 || error.status === 403 || generation !== state.generation) return; // api() asked again
+  }
+  if (generation !== state.generation) return;
+  state.connected = true;
   $("key-panel").hidden = true;
   $("console").hidden = false;
   $("forget-key").hidden = false;
   $("signed-in-as").textContent = `signed in as ${state.credential.who}`;
-  state.rendered = {};
-  state.generation += 1;
-  const generation = state.generation;
   await loadConfig();
   if (generation !== state.generation) return;
   loadProducts();
@@ -248,7 +278,7 @@ async function refreshSagas() {
     $("heartbeat").textContent = `live · ${clock(new Date())}`;
   } catch (error) {
     show("sagas-error", error.message);
-    $("heartbeat").textContent = "no answer";
+    if (state.connected) $("heartbeat").textContent = "no answer"; // else: signed out meanwhile
   }
 }
 
