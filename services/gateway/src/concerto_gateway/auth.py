@@ -110,6 +110,12 @@ async def spend(request: Request, limit_setting: str, budget: str) -> None:
         raise Problem(429, "Too many requests", f"rate limit of {limit} exceeded", headers={"Retry-After": str(retry_after)})
 
 
+def failed_auth_budget(request: Request) -> str:
+    """Whose budget a call without a valid credential spends: its client address's (a wrong key,
+    token or console password alike)."""
+    return f"unauthenticated:{request.client.host if request.client else 'unknown'}"
+
+
 def require(role: Role):
     """Dependency: a valid token or key (401), the role (403), within its budget (429)."""
 
@@ -124,8 +130,7 @@ def require(role: Role):
         else:
             caller = await _token_caller(request, token.credentials) if token else _key_caller(request, key) if key else None
         if caller is None:
-            address = request.client.host if request.client else "unknown"
-            await spend(request, settings.failed_auth_rate_limit, f"unauthenticated:{address}")
+            await spend(request, settings.failed_auth_rate_limit, failed_auth_budget(request))
             raise Problem(
                 401, "Unauthorized", "one valid credential is required: a bearer token or an X-API-Key", headers={"WWW-Authenticate": "Bearer"}
             )

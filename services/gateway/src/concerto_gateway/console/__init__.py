@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from limits import parse
 from pydantic import BaseModel, ValidationError
 
-from concerto_gateway.auth import spend
+from concerto_gateway.auth import failed_auth_budget, spend
 from concerto_runtime import Problem
 
 STATIC = Path(__file__).parent / "static"
@@ -86,8 +86,7 @@ async def sign_in(
 ) -> JSONResponse:
     """A password grant at the identity provider, for the page: the token, or why not."""
     settings = request.app.state.settings
-    address = request.client.host if request.client else "unknown"
-    failures = f"unauthenticated:{address}"  # the budget a wrong key or token spends too (auth.require)
+    failures = failed_auth_budget(request)  # the budget a wrong key or token spends too
     # The address's failures spent: refused before the provider is asked (spend answers the 429).
     if not await request.app.state.rate_limiter.test(parse(settings.failed_auth_rate_limit), failures):
         await spend(request, settings.failed_auth_rate_limit, failures)
