@@ -261,6 +261,23 @@ def unrefunded(orders: list[Order], seen: dict) -> list[str]:
     ]  # fmt: skip
 
 
+def points_amiss(orders: list[Order], accounts: dict[str, dict]) -> list[str]:
+    """Accounts whose balance is not their history, or with points kept for an order that did not
+    complete (or none for one that did)."""
+    outcome = {o.order_id: o.final["status"] for o in orders if o.order_id and o.final}
+    amiss = []
+    for customer, account in accounts.items():
+        if account["points"] != sum(entry["points"] for entry in account["history"]):
+            amiss.append(f"{customer}: balance {account['points']} is not the sum of its history")
+        net = defaultdict(int)
+        for entry in account["history"]:
+            net[entry["order_id"]] += entry["points"]
+        for order_id, points in net.items():
+            if order_id in outcome and (points > 0) != (outcome[order_id] == "COMPLETED"):
+                amiss.append(f"{customer}: {points} points for order {order_id}, {outcome[order_id]}")
+    return amiss
+
+
 def verdicts(orders: list[Order], seen: dict, accounts: dict[str, dict], drain: float) -> list[tuple[str, str, bool]]:
     placed = [o for o in orders if o.order_id]
     ended = [o for o in placed if o.final]
@@ -275,17 +292,7 @@ def verdicts(orders: list[Order], seen: dict, accounts: dict[str, dict], drain: 
         for item in o.final["items"]:
             sold[item["sku"]] += item["quantity"]
     stock_off = {sku: (seen["available"].get(sku), STOCK[sku] - sold[sku]) for sku in SKUS if seen["available"].get(sku) != STOCK[sku] - sold[sku]}
-    points_off = []
-    outcome = {o.order_id: o.final["status"] for o in ended}
-    for customer, account in accounts.items():
-        if account["points"] != sum(entry["points"] for entry in account["history"]):
-            points_off.append(f"{customer}: balance {account['points']} is not the sum of its history")
-        net = defaultdict(int)
-        for entry in account["history"]:
-            net[entry["order_id"]] += entry["points"]
-        for order_id, points in net.items():
-            if order_id in outcome and (points > 0) != (outcome[order_id] == "COMPLETED"):
-                points_off.append(f"{customer}: {points} points for order {order_id}, {outcome[order_id]}")
+    points_off = points_amiss(orders, accounts)
     real_letters = [letter for letter in seen["dead_letters"] if not (letter.get("event_id") or "poison-").startswith("poison-")]
     return [
         ("orders placed (202)", f"{len(placed)} of {len(orders)}", True),
@@ -331,7 +338,15 @@ async def main_async(args: argparse.Namespace) -> int:
                 await asyncio.sleep(1)
                 seen = await books(client)
             customers = {f"chaos-{o.n % 20}" for o in orders}
-            accounts = {c: await read(client, f"/api/v1/customers/{c}/loyalty", CUSTOMER) for c in customers}
+
+            async def loyalty_accounts() -> dict[str, dict]:
+                return {c: await read(client, f"/api/v1/customers/{c}/loyalty", CUSTOMER) for c in customers}
+
+            accounts = await loyalty_accounts()
+            deadline = time.monotonic() + 60
+            while points_amiss(orders, accounts) and time.monotonic() < deadline:  # so do points reversals
+                await asyncio.sleep(1)
+                accounts = await loyalty_accounts()
     finally:
         if not args.keep and not args.use_running:
             subprocess.run([*STACK, "down", "--data-dir", str(data)], env=stack.env, stdout=subprocess.DEVNULL)
