@@ -30,8 +30,10 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -251,6 +253,17 @@ def succeeded(seen: dict) -> tuple[dict[str, list[dict]], Counter]:
     return charges, refunds
 
 
+async def settled(read: Callable[[], Awaitable[Any]], amiss: Callable[[Any], list], within: float = 60.0) -> Any:
+    """What `read` gives once `amiss` finds nothing in it, or after `within` seconds, whichever
+    comes first (the verdicts then say what is still amiss)."""
+    found = await read()
+    deadline = time.monotonic() + within
+    while amiss(found) and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        found = await read()
+    return found
+
+
 def unrefunded(orders: list[Order], seen: dict) -> list[str]:
     """CANCELLED orders with a charge not refunded in full (or charged more than once)."""
     charges, refunds = succeeded(seen)
@@ -332,21 +345,14 @@ async def main_async(args: argparse.Namespace) -> int:
             await load
             say(f"{len(orders)} orders offered; waiting for every one to end")
             drain = await settle(client, orders, deadline=args.drain)
-            seen = await books(client)
-            deadline = time.monotonic() + 60
-            while unrefunded(orders, seen) and time.monotonic() < deadline:  # refunds run on their own time
-                await asyncio.sleep(1)
-                seen = await books(client)
+            # Refunds and points reversals run on their own time, after the orders have ended.
+            seen = await settled(lambda: books(client), lambda seen: unrefunded(orders, seen))
             customers = {f"chaos-{o.n % 20}" for o in orders}
 
             async def loyalty_accounts() -> dict[str, dict]:
                 return {c: await read(client, f"/api/v1/customers/{c}/loyalty", CUSTOMER) for c in customers}
 
-            accounts = await loyalty_accounts()
-            deadline = time.monotonic() + 60
-            while points_amiss(orders, accounts) and time.monotonic() < deadline:  # so do points reversals
-                await asyncio.sleep(1)
-                accounts = await loyalty_accounts()
+            accounts = await settled(loyalty_accounts, lambda accounts: points_amiss(orders, accounts))
     finally:
         if not args.keep and not args.use_running:
             subprocess.run([*STACK, "down", "--data-dir", str(data)], env=stack.env, stdout=subprocess.DEVNULL)

@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from concerto_contracts.http import (
+    IDENTIFIER,
     ConsumerControls,
     DeadLetter,
     DeadLetterPage,
@@ -26,7 +27,6 @@ from concerto_contracts.http import (
     OrderView,
     PaymentGatewayStatus,
     PaymentMethodCreated,
-    IDENTIFIER,
     PlaceOrderRequest,
     ProductList,
     SagaPage,
@@ -34,8 +34,8 @@ from concerto_contracts.http import (
     StockLevel,
     Timeline,
 )
-from concerto_gateway.body_size import BodySizeLimit
 from concerto_gateway.auth import Caller, Role, TokenVerifier, new_rate_limiter, require, spend
+from concerto_gateway.body_size import BodySizeLimit
 from concerto_gateway.console import router as console_router
 from concerto_gateway.settings import GatewaySettings
 from concerto_gateway.upstream import Upstream, relay

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from concerto_observability import correlation_id
 from concerto_runtime import Problem
-from concerto_runtime.service_tokens import HEADER, service_token
+from concerto_runtime.service_tokens import SignedAs
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,13 @@ class Upstream:
 
     def __init__(self, name: str, base_urls: str, timeout: float, service_token_secret: str | None = None) -> None:
         self.name = name
-        self._secret = service_token_secret  # each call says it comes from the gateway (ADR 12)
+        # Each call says it comes from the gateway (ADR 12), signed as it is sent.
+        auth = SignedAs(service_token_secret, "gateway", name) if service_token_secret else None
         # Idle connections are dropped well before the services' own keep-alive timeout
         # (uvicorn's is 5 s, httpx's default also 5 s): otherwise a request can go out on a
         # connection the service is closing at that moment, and fail as "unreachable".
         self._clients = [
-            httpx.AsyncClient(base_url=url.strip(), timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0))
+            httpx.AsyncClient(base_url=url.strip(), timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0), auth=auth)
             for url in base_urls.split(",")
             if url.strip()
         ]
@@ -69,8 +70,6 @@ class Upstream:
         headers = {k: v for k, v in (request.pop("headers", None) or {}).items() if v is not None}
         if correlation_id():
             headers["X-Correlation-ID"] = correlation_id()
-        if self._secret:
-            headers[HEADER] = service_token(self._secret, "gateway", self.name)
         method_path = f"{method} {path}"
         try:
             response = await client.request(method, path, headers=headers, **request)
