@@ -49,6 +49,9 @@ async def test_happy_path_order_completes_with_payment_shipment_and_points(api):
     shipment = order["shipment"]
     assert shipment and shipment["tracking_number"] and shipment["carrier"], order
     assert shipment["dispatched_at"], f"a completed order was dispatched: {shipment}"
+    # ShipmentDispatched's optional field (ADR 15), carried from fulfillment to the order: the
+    # demo carriers all have a transit time, so it is set, and never before the dispatch.
+    assert shipment["estimated_delivery"] and shipment["estimated_delivery"] >= shipment["dispatched_at"][:10], shipment
 
     async def points_awarded() -> dict | None:
         account = await api.loyalty(placed.customer_id)

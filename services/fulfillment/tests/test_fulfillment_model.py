@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timezone
 
 import pytest
 
 from concerto_fulfillment.domain.model import (
     SEED_SKUS,
     SEED_STOCK_PER_WAREHOUSE,
+    TRANSIT_DAYS,
     WAREHOUSES,
     carrier_for,
     choose_warehouse,
+    estimated_delivery,
     short_skus,
     tracking_number,
 )
@@ -127,3 +130,27 @@ def test_fulfillment_model_tracking_number_starts_with_the_carrier():
     assert re.fullmatch(r"RO[0-9A-F]{10}", royal)
     assert re.fullmatch(r"FR[0-9A-F]{10}", freight)
     assert royal[2:] == freight[2:]  # the digest is the shipment's
+
+
+# --- estimated delivery ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("carrier", "dispatched", "expected"),
+    [
+        ("royal-parcel", datetime(2025, 3, 11, 9, tzinfo=timezone.utc), date(2025, 3, 13)),  # Tuesday -> Thursday
+        ("royal-parcel", datetime(2025, 3, 14, 9, tzinfo=timezone.utc), date(2025, 3, 18)),  # Friday -> Tuesday
+        ("royal-parcel", datetime(2025, 3, 15, 9, tzinfo=timezone.utc), date(2025, 3, 18)),  # Saturday -> Tuesday
+        ("freight-express", datetime(2025, 3, 14, 9, tzinfo=timezone.utc), date(2025, 3, 20)),  # Friday -> Thursday
+    ],
+)
+def test_fulfillment_model_estimated_delivery_counts_working_days(carrier, dispatched, expected):
+    assert estimated_delivery(carrier, dispatched) == expected
+
+
+def test_fulfillment_model_estimated_delivery_is_none_for_a_carrier_without_a_quote():
+    assert estimated_delivery("pigeon-post", datetime(2025, 3, 14, tzinfo=timezone.utc)) is None
+
+
+def test_fulfillment_model_every_carrier_quotes_a_delivery():
+    assert {carrier_for(0), carrier_for(10_000)} <= set(TRANSIT_DAYS)

@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -279,6 +279,52 @@ async def test_order_workflow_happy_path_completes(env):
         order_id=order.order_id, correlation_id="corr-1", causation_id=shipment_dispatched(order).event_id
     )
     await keep_history(handle, HISTORIES / "order_completed.json")
+
+
+# --- ShipmentDispatched.estimated_delivery: added after v1 was released (ADR 15) ---------------
+
+
+async def shipped_view(env, order: PlaceOrder, dispatched: EventReceived) -> ShipmentView:
+    """The shipment the order records as SHIPPED, once `dispatched` announced the dispatch."""
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, *whole_journey(order)[:3], dispatched)
+        assert await handle.result() == OrderOutcome(status=OrderStatus.COMPLETED)
+    shipped = recorder.args("record_progress")[-1]
+    assert shipped.status == OrderStatus.SHIPPED
+    return shipped.shipment
+
+
+async def test_order_workflow_shows_the_estimated_delivery_from_the_dispatch(env):
+    order = place_order()
+    event = ShipmentDispatched.model_validate(shipment_dispatched(order).data).model_copy(update={"estimated_delivery": date(2025, 3, 18)})
+
+    shipment = await shipped_view(env, order, received(event))
+
+    assert shipment.estimated_delivery == date(2025, 3, 18)
+    assert shipment.dispatched_at == DISPATCHED_AT
+
+
+async def test_order_workflow_takes_a_dispatch_from_before_the_estimate_as_none(env):
+    # The data exactly as a producer built for the released v1 sent it: no such key at all.
+    order = place_order()
+    old = shipment_dispatched(order)
+    del old.data["estimated_delivery"]
+
+    shipment = await shipped_view(env, order, old)
+
+    assert shipment.estimated_delivery is None
+    assert shipment.tracking_number == "TRK-1" and shipment.dispatched_at == DISPATCHED_AT
+
+
+async def test_order_workflow_ignores_a_field_it_does_not_know_yet(env):
+    # In a rolling deploy a newer replica's handler may signal a field this code lacks.
+    order = place_order()
+    newer = shipment_dispatched(order)
+    newer.data["signed_for_by"] = "A. Lovelace"
+
+    shipment = await shipped_view(env, order, newer)
+
+    assert shipment.tracking_number == "TRK-1"
 
 
 async def test_order_workflow_events_out_of_order_still_complete(env):

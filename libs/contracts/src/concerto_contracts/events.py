@@ -1,12 +1,14 @@
 """Every cross-context event, version 1.
 
 An event's CloudEvent `type` is `concerto.<context>.<Name>.v1`; its Kafka key is the order id
-(or the sku for stock levels). A breaking change means a new class with `.v2`, never an edit.
+(or the sku for stock levels). A breaking change means a new class with `.v2`, never an edit;
+a compatible one (a new optional field) is an edit, released with `python -m
+concerto_contracts.schemas docs/contracts`, which refuses the other kind (ADR 15).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar
 
 from pydantic import Field
@@ -161,6 +163,9 @@ class ShipmentDispatched(FulfillmentEvent):
     carrier: str
     tracking_number: str
     dispatched_at: datetime
+    # Added after v1 was released, the compatible way (ADR 15): optional, so events published
+    # before it (and carriers without an estimate) read as None, and older consumers ignore it.
+    estimated_delivery: date | None = None
 
 
 class FulfillmentCancelled(FulfillmentEvent):

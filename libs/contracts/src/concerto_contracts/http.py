@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -113,6 +113,9 @@ class ShipmentView(BaseModel):
     tracking_number: str
     warehouse: str | None = None
     dispatched_at: datetime | None = None
+    # The carrier's estimate, from ShipmentDispatched; None before dispatch, for a carrier that
+    # gives none, and for orders shipped before fulfillment sent it.
+    estimated_delivery: date | None = None
 
 
 class OrderView(BaseModel):
@@ -214,6 +217,24 @@ class PaymentGatewayStatus(BaseModel):
     consecutive_failures: int
     retry_in_seconds: float
     calls: dict[str, int]
+
+
+class KeyFigures(BaseModel):
+    """The few figures an operator looks at first, read from every service's /metrics."""
+
+    orders_placed: int = Field(description="since the services started (counters restart with them)")
+    orders_completed: int
+    orders_cancelled: int
+    cancelled_by_reason: dict[str, int]
+    saga_seconds_p50: float | None = Field(description="from placement to the end, over the orders ended so far")
+    saga_seconds_p95: float | None
+    sagas_timed_out: int
+    consumer_lag: dict[str, int] = Field(description="messages not yet consumed, per consumer group")
+    outbox_backlog: dict[str, int] = Field(description="events not yet published, per service")
+    outbox_oldest_unsent_seconds: float
+    dead_letters: dict[str, int] = Field(description="events parked, per consumer group")
+    breakers: dict[str, str] = Field(description="each payment gateway's circuit breaker: closed, open or half_open")
+    unreachable: list[str] = Field(description="services whose figures could not be read just now")
 
 
 # --- the saga monitor ------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,24 @@ def short_skus(needed: dict[str, int], stock: dict[str, dict[str, int]]) -> list
 
 def carrier_for(weight_grams: int) -> str:
     return "royal-parcel" if weight_grams <= 2000 else "freight-express"
+
+
+# Working days from hand-over to the door, as the carriers quote them.
+TRANSIT_DAYS = {"royal-parcel": 2, "freight-express": 4}
+
+
+def estimated_delivery(carrier: str, dispatched_at: datetime) -> date | None:
+    """The day the parcel should arrive: the carrier's transit days after dispatch, counting
+    Monday to Friday only. None for a carrier that quotes none."""
+    days = TRANSIT_DAYS.get(carrier)
+    if days is None:
+        return None
+    day = dispatched_at.date()
+    while days:
+        day += timedelta(days=1)
+        if day.weekday() < 5:  # Monday to Friday
+            days -= 1
+    return day
 
 
 def tracking_number(carrier: str, shipment_id: str) -> str:

@@ -16,7 +16,7 @@ from concerto_contracts.events import (
     StockLevelChanged,
 )
 from concerto_fulfillment.adapters import db
-from concerto_fulfillment.domain.model import carrier_for, choose_warehouse, short_skus, tracking_number
+from concerto_fulfillment.domain.model import carrier_for, choose_warehouse, estimated_delivery, short_skus, tracking_number
 from concerto_fulfillment.workflows.inputs import FulfillOrder, Reservation
 from concerto_messaging import UnitOfWork
 from concerto_observability import bind
@@ -143,6 +143,7 @@ class FulfillmentActivities:
                     carrier=shipment.carrier,
                     tracking_number=shipment.tracking_number,
                     dispatched_at=dispatched_at,
+                    estimated_delivery=estimated_delivery(shipment.carrier, dispatched_at),
                 ),
                 correlation_id=request.correlation_id,
                 causation_id=request.causation_id,

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from concerto_runtime.workflows import run_step
     from concerto_contracts.events import PaymentCompleted, PaymentFailed, ShipmentDispatched, ShipmentScheduled
     from concerto_contracts.http import OrderStatus, PaymentView, ShipmentView
+    from concerto_contracts.values import TOLERANT
     from concerto_order.workflows.activities import OrderActivities
     from concerto_order.workflows.inputs import (
         CloseOrder,
@@ -41,7 +42,9 @@ class OrderWorkflow:
 
     @workflow.signal
     def event_received(self, event: EventReceived) -> None:
-        # The first delivery counts; a redelivered event changes nothing.
+        # The first delivery counts; a redelivered event changes nothing. `event.data` is read
+        # tolerantly (context=TOLERANT) like any event (ADR 15): in a rolling deploy a newer
+        # replica's handler may signal a field this code does not know yet.
         self._events.setdefault(event.name, event)
 
     @workflow.signal
@@ -85,9 +88,9 @@ class OrderWorkflow:
         if payment is None:
             return await self._cancel(order, self._stop_reason("payment_timeout"))
         if payment.name == "PaymentFailed":
-            reason = PaymentFailed.model_validate(payment.data).reason
+            reason = PaymentFailed.model_validate(payment.data, context=TOLERANT).reason
             return await self._cancel(order, f"payment_{reason}", payment)
-        paid = PaymentCompleted.model_validate(payment.data)
+        paid = PaymentCompleted.model_validate(payment.data, context=TOLERANT)
         await self._progress(
             order, OrderStatus.PAID, payment=PaymentView(payment_id=paid.payment_id, card=paid.card, gateway=paid.gateway)
         )
@@ -105,7 +108,7 @@ class OrderWorkflow:
         scheduled = await self._wait_for("ShipmentScheduled", seconds=order.fulfillment_deadline_seconds)
         if scheduled is None:
             return await self._cancel(order, self._stop_reason("fulfillment_timeout"))
-        shipment = ShipmentScheduled.model_validate(scheduled.data)
+        shipment = ShipmentScheduled.model_validate(scheduled.data, context=TOLERANT)
         # Past the pivot: cancellation requests are refused (see the validator above), and the
         # step says so to fulfillment (OrderReadyToShip), which dispatches only then.
         await self._progress(
@@ -119,7 +122,7 @@ class OrderWorkflow:
             # The parcel may still leave: cancelling (and refunding) now could give away both
             # goods and money. Keep waiting; the saga monitor shows the order STUCK to an operator.
             dispatched = await self._wait_for("ShipmentDispatched", seconds=None, cancellable=False)
-        sent = ShipmentDispatched.model_validate(dispatched.data)
+        sent = ShipmentDispatched.model_validate(dispatched.data, context=TOLERANT)
         await self._progress(order, OrderStatus.SHIPPED, shipment=_shipment_view(shipment, sent))
 
         await run_step(
@@ -177,4 +180,6 @@ def _shipment_view(scheduled: ShipmentScheduled, dispatched: ShipmentDispatched 
         tracking_number=scheduled.tracking_number,
         warehouse=scheduled.warehouse,
         dispatched_at=dispatched.dispatched_at if dispatched else None,
+        # None when fulfillment sent no estimate (an event from before it did, ADR 15).
+        estimated_delivery=dispatched.estimated_delivery if dispatched else None,
     )
