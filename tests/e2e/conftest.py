@@ -267,6 +267,12 @@ class SagaMonitorApi:
     async def redrive(self, dead_letter_id: int) -> httpx.Response:
         return await self.http.post(f"/api/v1/admin/dead-letters/{dead_letter_id}/redrive", headers=ADMIN)
 
+    async def figures(self) -> dict[str, Any]:
+        """The key figures from every service's /metrics (the console's top card)."""
+        response = await self.http.get("/api/v1/admin/figures", headers=ADMIN)
+        assert response.status_code == 200, f"GET figures: {response.status_code} {response.text}"
+        return response.json()
+
     async def consumer(self, context: str) -> dict[str, Any]:
         response = await self.http.get(f"/api/v1/admin/consumers/{context}", headers=ADMIN)
         assert response.status_code == 200, f"GET {context}'s consumer: {response.status_code} {response.text}"

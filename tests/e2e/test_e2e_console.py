@@ -140,6 +140,11 @@ async def test_console_follows_a_demo_order_to_completed_and_links_its_temporal_
     # The other panels answered too (no error shown), and the page is worth projecting.
     await expect(page.get_by_test_id("gateways").locator("tr")).to_have_count(len(api.PAYMENT_GATEWAYS))
     await expect(page.get_by_test_id("consumers").locator("tr[data-context]")).to_have_count(5)
+    # The key figures, from the services' /metrics: the order above is among those placed.
+    figures = page.get_by_test_id("figures")
+    await expect(figures.locator('[data-figure="Orders placed"] dd').first).not_to_have_text("0", timeout=PAGE_DEADLINE_MS)
+    await expect(figures.locator('[data-figure="Completed"] dd').first).not_to_have_text("0", timeout=PAGE_DEADLINE_MS)
+    await expect(figures.locator('[data-figure="Consumer lag"]')).to_be_visible()
     await expect(page.locator(".error:visible")).to_have_count(0)
     await page.screenshot(path=SCREENSHOT, full_page=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from prometheus_client import REGISTRY
 
 from concerto_contracts import Topics
 from concerto_contracts.events import OrderCancelled
@@ -73,6 +74,47 @@ async def test_an_event_type_set_to_fail_is_rejected_to_the_dead_letter_topic_an
     await eventually(lambda: _true(len(calls) == 1), timeout=DEADLINE, what="the next event to be handled")  # the failing type never reached the handler
     assert await db.count(helpers.applied) == 1
     consumers.check_running()
+
+
+async def test_lag_counts_what_a_paused_consumer_has_not_read_and_dead_letters_are_counted(
+    db, kafka, order_topic, consumers, helpers
+):
+    calls = []
+    group = helpers.unique("group")
+    consumer = consumers.start(group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls)})
+    await eventually(lambda: _true(consumer.assigned), timeout=DEADLINE, what="partitions to be assigned")
+    assert _dead_letters(group) == {"undecodable": 0, "rejected": 0}  # a series from the start
+
+    async def lag() -> float:
+        await consumer.measure()
+        return sum(
+            sample.value
+            for metric in REGISTRY.collect()
+            for sample in metric.samples
+            if sample.name == "concerto_consumer_lag_messages" and sample.labels["group"] == group
+        )
+
+    consumer.set_controls(ConsumerControls(paused=True))
+    for _ in range(3):
+        await kafka.send(helpers.encode(helpers.cancelled()), order_topic)
+    # The broker's end offsets, asked afresh: a paused partition's own high-water mark stands still.
+    await eventually(lambda: _equals(lag(), 3), timeout=DEADLINE, what="a lag of the three unread events")
+
+    consumer.set_controls(ConsumerControls(fail_event_types=["OrderCancelled"]))
+    await eventually(lambda: _equals(lag(), 0), timeout=DEADLINE, what="the lag to fall to 0 once read")
+    assert _dead_letters(group) == {"undecodable": 0, "rejected": 3} and calls == []
+    consumers.check_running()
+
+
+def _dead_letters(group: str) -> dict[str, float]:
+    return {
+        reason: REGISTRY.get_sample_value("concerto_dead_letters_total", {"group": group, "reason": reason})
+        for reason in ("undecodable", "rejected")
+    }
+
+
+async def _equals(value, expected) -> bool:
+    return (await value) == expected
 
 
 async def _true(value: bool) -> bool:

@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import insert, select, update
 
 from concerto_contracts import decode
@@ -17,6 +18,10 @@ from concerto_messaging import OutboxRelay, UnitOfWork
 from concerto_messaging.housekeeping import prune
 from concerto_messaging.tables import inbox, outbox
 from concerto_runtime.testing import eventually
+
+
+def _gauge(name: str) -> float | None:
+    return REGISTRY.get_sample_value(name)
 
 
 async def _place(sessions, helpers, order_id: str, *, commit: bool, published: asyncio.Event | None = None):
@@ -185,6 +190,9 @@ async def test_a_row_that_keeps_failing_is_set_aside_and_holds_up_nothing(sessio
         )
     after = await _place(sessions, helpers, helpers.unique("ord"), commit=True)
     relay = OutboxRelay(sessions, producer, max_attempts=2)
+    await relay.measure()
+    assert _gauge("concerto_outbox_backlog_events") == 3 and _gauge("concerto_outbox_set_aside_events") == 0
+    assert _gauge("concerto_outbox_oldest_unsent_age_seconds") >= 0
 
     assert await relay.publish_pending() == 2, "the rows before and after the bad one go out"
     assert await relay.publish_pending() == 0
@@ -194,6 +202,10 @@ async def test_a_row_that_keeps_failing_is_set_aside_and_holds_up_nothing(sessio
     assert (bad.attempts, bad.published_at) == (2, None)
     assert bad.set_aside_at is not None and "MessageSizeTooLarge" in bad.last_error
     assert await relay.set_aside() == 1
+    # /metrics: nothing waits to go out (the bad row is not a backlog), one row needs a look.
+    await relay.measure()
+    assert (_gauge("concerto_outbox_backlog_events"), _gauge("concerto_outbox_oldest_unsent_age_seconds")) == (0, 0)
+    assert _gauge("concerto_outbox_set_aside_events") == 1
     records = await kafka.read_all(order_topic, at_least=2)
     assert sorted(dict(r.headers)["ce_id"].decode() for r in records) == sorted([before, after])
 

@@ -306,6 +306,7 @@ async def test_gateway_app_openapi_lists_every_route(client):
         "/api/v1/products",
         "/api/v1/customers/{customer_id}/loyalty",
         "/api/v1/admin/inventory/{sku}",
+        "/api/v1/admin/figures",
         "/api/v1/admin/payment-gateways",
         "/api/v1/admin/payment-gateways/{name}/faults",
         "/api/v1/admin/payment-gateways/{name}/charges",

@@ -209,6 +209,7 @@ def test_every_route_is_in_the_openapi_or_on_the_known_list():
         ("/openapi.json", "GET"), ("/openapi.json", "HEAD"), ("/docs", "GET"), ("/docs", "HEAD"),
         ("/docs/oauth2-redirect", "GET"), ("/docs/oauth2-redirect", "HEAD"), ("/static-offline-docs", "MOUNT"),
         ("/console", "GET"), ("/console/config.json", "GET"), ("/console/static/{name}", "GET"), ("/console/sign-in", "POST"),
+        ("/metrics", "GET"), ("/asyncapi.yaml", "GET"), ("/asyncapi.json", "GET"),  # Prometheus; the events' contract
     }  # fmt: skip
 
     assert not {(path, method) for path, method in served - documented if path.startswith("/api/")}, "undocumented API routes"

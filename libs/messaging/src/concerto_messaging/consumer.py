@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from concerto_contracts import DomainEvent, Envelope, Topics, UndecodableEvent, decode
 from concerto_contracts.http import ConsumerControls
 from concerto_observability import bind
+from concerto_observability.metrics import counter, gauge
 from concerto_messaging.tables import inbox
 from concerto_messaging.tracing import context_from
 
@@ -114,6 +115,12 @@ class EventConsumer:
         self.restarts, self._failures_in_a_row = 0, 0
         self._failure: str | None = None  # why the loop stopped, until it reads again
         self._consumer = self._kafka_consumer()
+        # Declared with the first consumer (a process without one shows neither), every
+        # reason at 0 from the start so a dashboard has a series before the first dead letter.
+        self._lag = gauge("concerto_consumer_lag_messages", "Messages on a partition the group has not consumed yet", ["group", "topic", "partition"])
+        self._dead_letters = counter("concerto_dead_letters", "Events parked on the group's dead-letter topic", ["group", "reason"])
+        for reason in ("undecodable", "rejected"):
+            self._dead_letters.labels(group_id, reason)
 
     def _kafka_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -158,6 +165,17 @@ class EventConsumer:
             behind = datetime.fromtimestamp(timestamp / 1000, timezone.utc) if timestamp else datetime.min.replace(tzinfo=timezone.utc)
             mark = min(mark, behind)
         return mark
+
+    async def measure(self) -> None:
+        """The lag of each partition this instance holds, for /metrics: the broker's end offset
+        (asked afresh: a paused partition is not fetched, so the local high-water mark would
+        stand still) less the group's position."""
+        assigned = sorted(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(assigned) if assigned else {}
+        self._lag.clear()  # partitions another instance now holds are its to report
+        for partition in assigned:
+            behind = ends[partition] - await self._consumer.position(partition)
+            self._lag.labels(self.group_id, partition.topic, str(partition.partition)).set(max(behind, 0))
 
     def set_controls(self, controls: ConsumerControls) -> None:
         """Pause or resume reading (Kafka stops fetching for a paused partition; the group
@@ -353,6 +371,7 @@ class EventConsumer:
             ("dlq_original_offset", str(record.offset).encode()),
         ]
         await self._producer.send_and_wait(self.dead_letter_topic, key=record.key, value=record.value, headers=headers)
+        self._dead_letters.labels(self.group_id, reason).inc()
 
 
 def _announced_type(record: ConsumerRecord) -> str | None:

@@ -22,6 +22,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from concerto_messaging.tables import outbox
+from concerto_observability.metrics import gauge
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class OutboxRelay:
         self._max_attempts = max_attempts
         # Set by UnitOfWork.commit() so a new event goes out at once, not at the next poll.
         self.wake = asyncio.Event()
+        # Declared here, not on import: a process with no outbox (the gateway) shows none.
+        self._backlog = gauge("concerto_outbox_backlog_events", "Outbox rows not yet published to Kafka (set-aside rows apart)")
+        self._oldest = gauge("concerto_outbox_oldest_unsent_age_seconds", "Age of the oldest outbox row not yet published (0 when none)")
+        self._set_aside = gauge("concerto_outbox_set_aside_events", "Outbox rows set aside after failed sends: someone has to look at them")
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published."""
@@ -111,6 +116,20 @@ class OutboxRelay:
         async with self._read_sessions() as session:
             return await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.set_aside_at.is_not(None)))
 
+    async def measure(self) -> None:
+        """The outbox's figures for /metrics: what waits to be published, and since when."""
+        async with self._read_sessions() as session:
+            waiting, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(outbox.c.created_at)).where(
+                        outbox.c.published_at.is_(None), outbox.c.set_aside_at.is_(None)
+                    )
+                )
+            ).one()
+        self._backlog.set(waiting)
+        self._oldest.set(max((_now() - _utc(oldest)).total_seconds(), 0) if oldest else 0)
+        self._set_aside.set(await self.set_aside())
+
     async def run(self) -> None:
         while True:
             try:
@@ -130,3 +149,8 @@ class OutboxRelay:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back its CURRENT_TIMESTAMP (UTC) without a zone.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

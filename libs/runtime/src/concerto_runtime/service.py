@@ -2,7 +2,8 @@
 
 A service describes itself with a ServiceDefinition (its tables, workflows, activities, event
 handlers and HTTP routes); `run()` wires the rest the same way for every service: logging,
-database, Kafka producer and outbox relay, Temporal worker, event consumer, health endpoints.
+database, Kafka producer and outbox relay, Temporal worker, event consumer, health endpoints,
+metrics.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from concerto_messaging import EventConsumer, Handler, OutboxRelay, UnitOfWork, 
 from concerto_messaging import metadata as messaging_metadata
 from concerto_messaging.housekeeping import prune_forever
 from concerto_observability import configure_logging, configure_tracing
+from concerto_observability.metrics import install_metrics, on_scrape
 from concerto_runtime.database import create_tables, open_database
 from concerto_runtime.problems import Problem, install_problem_handlers, problem_response
 from concerto_runtime.service_tokens import ServiceIdentity, trusted_callers
 from concerto_runtime.settings import Settings
 from concerto_runtime.temporal import connect_temporal, create_worker
+from concerto_runtime.temporal_metrics import temporal_metrics
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ class ServiceDefinition:
     # watched by the readiness check like those.
     background: Callable[[Runtime], dict[str, Awaitable[None]]] = lambda runtime: {}
     extra: dict[str, Any] = field(default_factory=dict)
+    # Figures of the service's own that are read when /metrics is asked (a breaker's state).
+    on_scrape: Callable[[Runtime], Awaitable[None]] | None = None
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -128,6 +133,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         tasks = {
             "worker": asyncio.create_task(worker.run()),
             "relay": asyncio.create_task(relay.run()),
+            "temporal-metrics": asyncio.create_task(temporal_metrics().drain_forever()),
             "housekeeping": asyncio.create_task(
                 prune_forever(
                     sessions,
@@ -143,6 +149,11 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         for name, task in tasks.items():
             task.add_done_callback(lambda t, name=name: _report_exit(name, t))
         app.state.runtime = runtime
+        on_scrape(app, relay.measure)
+        if consumer:
+            on_scrape(app, consumer.measure)
+        if definition.on_scrape:
+            on_scrape(app, lambda: definition.on_scrape(runtime))
         app.state.checks = _readiness_checks(database.engine, producer, temporal, tasks, consumer)
         if definition.on_start:
             await definition.on_start(runtime)
@@ -161,6 +172,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     # No docs and no OpenAPI: only the gateway calls a service, and its contract is concerto_contracts.
     app = FastAPI(title=f"Concerto {definition.name} service (internal)", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_problem_handlers(app)
+    install_metrics(app)  # GET /metrics, open like the health checks: nothing in it names an order
     app.include_router(health_router())
     # Only the gateway may call a service's API; its health checks stay open (ADR 12).
     app.state.service_identity = ServiceIdentity(definition.name, settings.service_token_secret)

@@ -16,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from concerto_runtime.settings import Settings
+from concerto_runtime.temporal_metrics import temporal_metrics
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ async def connect_temporal(settings: Settings) -> Client:
         data_converter=pydantic_data_converter,
         # Continues the caller's trace into workflows and activities (and their workers).
         interceptors=[TracingInterceptor()],
+        # The SDK's own metrics go into the service's /metrics (temporal_metrics.py).
+        runtime=temporal_metrics().runtime,
     )
 
 

@@ -20,6 +20,7 @@ from concerto_contracts.http import (
     DeadLetter,
     DeadLetterPage,
     GatewayFaults,
+    KeyFigures,
     LoyaltyAccount,
     OrderAccepted,
     OrderPage,
@@ -37,9 +38,12 @@ from concerto_contracts.http import (
 from concerto_gateway.auth import Caller, Role, TokenVerifier, new_rate_limiter, require, spend
 from concerto_gateway.body_size import BodySizeLimit
 from concerto_gateway.console import router as console_router
+from concerto_gateway.contracts import router as contracts_router
+from concerto_gateway.figures import key_figures
 from concerto_gateway.settings import GatewaySettings
 from concerto_gateway.upstream import Upstream, relay
 from concerto_observability import bind, new_correlation_id
+from concerto_observability.metrics import install_metrics
 from concerto_runtime import Problem, install_problem_handlers, problem_response
 
 
@@ -180,6 +184,14 @@ async def set_inventory(level: StockLevel, request: Request, sku: str = identifi
     return relay(await upstream(request, "fulfillment").call("PUT", f"/inventory/{sku}", json=level.model_dump()), request)
 
 
+@api.get("/admin/figures", response_model=KeyFigures, tags=["admin"], dependencies=[admin])
+async def figures(request: Request) -> KeyFigures:
+    """The key figures from every service's metrics: orders, saga durations, consumer lag,
+    outbox backlog, dead letters, breakers (admin). Prometheus scrapes the same /metrics."""
+    upstreams = request.app.state.upstreams
+    return key_figures({name: await upstreams[name].metrics() for name in upstreams})
+
+
 @api.get("/admin/payment-gateways", response_model=list[PaymentGatewayStatus], tags=["admin"], dependencies=[admin])
 async def payment_gateways(request: Request) -> JSONResponse:
     """Each payment gateway's circuit breaker state and call counts (admin)."""
@@ -289,6 +301,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.rate_limiter = new_rate_limiter(settings.rate_limit_storage_uri)
     app.state.token_verifier = TokenVerifier(settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url or f"{settings.oauth_issuer}/jwks.json")
     install_problem_handlers(app)
+    install_metrics(app)  # GET /metrics: requests and latency per route, nothing about any caller
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
@@ -317,6 +330,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.include_router(api)
     app.include_router(console_router)
+    app.include_router(contracts_router)
     app.openapi = lambda: app.openapi_schema or _problems_for_invalid_requests(FastAPI.openapi(app))
     return app
 

@@ -88,6 +88,19 @@ class Upstream:
             raise Problem(502, "Bad gateway", f"the {self.name} service failed")
         return response
 
+    async def metrics(self) -> list[str] | None:
+        """Every replica's /metrics (the figures add up across them); None if one cannot be read."""
+        pages = []
+        for client in self._clients:
+            try:
+                response = await client.get("/metrics")
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                log.warning("%s metrics unreadable at %s: %s", self.name, client.base_url, exc)
+                return None
+            pages.append(response.text)
+        return pages
+
     async def ready(self) -> bool:
         """Ready when some replica is: the calls go to whichever answers."""
         for client in self._clients:

@@ -31,4 +31,5 @@ definition = ServiceDefinition(
     handlers=handlers,
     publishes=[Topics.PAYMENT],
     router=router,
+    on_scrape=lambda runtime: runtime.extras["payment_gateways"].measure(),
 )

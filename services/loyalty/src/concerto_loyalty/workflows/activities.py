@@ -11,7 +11,13 @@ from concerto_loyalty.adapters import db
 from concerto_loyalty.domain.rules import points_for, tier_for
 from concerto_loyalty.workflows.inputs import AccountChange
 from concerto_observability import bind
+from concerto_observability.metrics import counter
 from concerto_runtime import Runtime
+
+POINTS = {
+    "awarded": counter("concerto_points_awarded", "Loyalty points awarded for completed payments"),
+    "reversed": counter("concerto_points_reversed", "Loyalty points taken back from cancelled orders"),
+}
 
 
 class LoyaltyActivities:
@@ -61,3 +67,4 @@ class LoyaltyActivities:
                     )
                 await uow.commit()
             activity.logger.info("%s %d points", reason, abs(delta))
+        POINTS[reason].inc(abs(delta))

@@ -15,7 +15,10 @@ from concerto_monitor.domain.definition import SagaDefinition
 from concerto_monitor.domain.saga import Expected, Saga
 from concerto_monitor.workflows.inputs import WatchUpdate
 from concerto_observability import bind
+from concerto_observability.metrics import counter
 from concerto_runtime import Runtime
+
+SAGAS_TIMED_OUT = counter("concerto_sagas_timed_out", "Sagas found overdue, by the step that was late", ["step"])
 
 # Sagas handled per transaction; more than that and the timer fires again at once.
 BATCH = 50
@@ -39,11 +42,13 @@ class WatchActivities:
             # so the next deadline read below cannot miss it (PostgreSQL; SQLite's writers take turns).
             await repository.lock_timer(uow.session)
             due = await db.due_sagas(uow.session, horizon, BATCH)
+            late_steps = []
             for order_id in due:
                 stored = await repository.load(uow.session, self._definition, order_id, for_update=True)
                 overdue = stored.saga.overdue(horizon)
                 if overdue is not None:
                     self._time_out(uow, order_id, stored.row.correlation_id, stored.saga, overdue, stored.events)
+                    late_steps.append(overdue.step.name)
                 await repository.save(uow.session, stored)
             if len(due) == BATCH:
                 following = now  # more are due: at once
@@ -53,6 +58,8 @@ class WatchActivities:
                     following = now + timedelta(seconds=1)  # due, but the monitor is still reading: soon
             update = await repository.set_timer(uow.session, following, only_if_earlier=False)
             await uow.commit()
+        for step in late_steps:
+            SAGAS_TIMED_OUT.labels(step).inc()
         return update
 
     def _time_out(self, uow: UnitOfWork, order_id: str, correlation_id: str, saga: Saga, overdue: Expected, events: list) -> None:

@@ -24,6 +24,7 @@ from concerto_contracts.http import (
     ShipmentView,
 )
 from concerto_observability import bind, new_correlation_id
+from concerto_observability.metrics import counter
 from concerto_order.adapters import db
 from concerto_order.domain.catalog import CURRENCY
 from concerto_order.domain.model import UnknownProducts, UnknownPromotions, check_order
@@ -33,6 +34,8 @@ from concerto_order.workflows.starts import start_order_workflow
 from concerto_runtime import Problem, Runtime, runtime_of
 
 router = APIRouter()
+
+ORDERS_PLACED = counter("concerto_orders_placed", "Orders accepted: each will end COMPLETED or CANCELLED")
 
 # How long a cancellation waits for the order's workflow before answering 503.
 CANCEL_TIMEOUT_SECONDS = 10
@@ -76,6 +79,8 @@ async def place_order(
             raise Problem(422, "Idempotency-Key reused", "this Idempotency-Key was already used with a different request body") from None
         order_id, correlation_id = existing.order_id, existing.correlation_id
         submission = OrderSubmission.model_validate(existing.submission)
+    else:
+        ORDERS_PLACED.inc()  # a retry with the same Idempotency-Key is the same order
 
     # The committed PENDING row is the request to start the workflow: if Temporal does not
     # answer now, the order starter starts it when it does, and the client gets its 202 either

@@ -12,12 +12,17 @@ from concerto_contracts.events import OrderCancelled, OrderCompleted, OrderConfi
 from concerto_contracts.http import OrderStatus
 from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, Totals, mask_email
 from concerto_observability import bind
+from concerto_observability.metrics import counter, histogram, trace_exemplar
 from concerto_order.adapters import db
 from concerto_order.domain.catalog import CURRENCY
 from concerto_order.domain.model import Line, may_move_to, price, short_stock
 from concerto_order.workflows.inputs import CloseOrder, ConfirmOrder, PlaceOrder, Pricing, RecordProgress
 from concerto_runtime import Runtime
 from concerto_runtime.workflows import PermanentFailure
+
+ORDERS_COMPLETED = counter("concerto_orders_completed", "Orders that reached COMPLETED")
+ORDERS_CANCELLED = counter("concerto_orders_cancelled", "Orders that reached CANCELLED, by reason", ["reason"])
+SAGA_DURATION = histogram("concerto_saga_duration_seconds", "From an order's placement to its end", ["outcome"])
 
 
 async def existing_order(session, order_id: str):
@@ -144,3 +149,10 @@ class OrderActivities:
                 uow.publish(event, correlation_id=close.correlation_id, causation_id=close.causation_id)
                 await uow.commit()
             activity.logger.info("order %s", status.lower(), extra={"reason": close.reason})
+        # Counted once the change has committed, and only by the run that made it.
+        if status == OrderStatus.CANCELLED:
+            ORDERS_CANCELLED.labels(close.reason or "cancelled").inc()
+        else:
+            ORDERS_COMPLETED.inc()
+        # The exemplar links a slow saga's bucket to the order's trace (Grafana -> Jaeger).
+        SAGA_DURATION.labels(status.lower()).observe((db.now() - order.created_at).total_seconds(), trace_exemplar())

@@ -32,9 +32,12 @@ from concerto_payment.integration.gateways import (
     PaymentGateway,
     Refund,
 )
+from concerto_observability.metrics import gauge
 from concerto_resilience import Breaker, BreakerOpen, retrying
 
 T = TypeVar("T")
+
+BREAKER_STATE = gauge("concerto_circuit_breaker_state", "1 for the state each gateway's circuit breaker is in", ["gateway", "state"])
 
 
 class NoGatewayAvailable(Exception):
@@ -133,6 +136,13 @@ class PaymentGateways:
                 .limit(1)
             )
         return self._by_name.get(name) if name else None
+
+    async def measure(self) -> None:
+        """The breakers' states, for /metrics (read when asked: an open breaker turns half-open
+        by the clock, not by a call)."""
+        for name, breaker in self.breakers.items():
+            for state in ("closed", "open", "half_open"):
+                BREAKER_STATE.labels(name, state).set(breaker.state == state)
 
     def status(self) -> list[dict]:
         return [{"name": gateway.name, **self.breakers[gateway.name].snapshot()} for gateway in self.gateways]

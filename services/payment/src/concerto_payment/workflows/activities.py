@@ -9,11 +9,15 @@ from temporalio.exceptions import ApplicationError
 
 from concerto_contracts.events import PaymentCompleted, PaymentFailed, PaymentRefunded
 from concerto_observability import bind
+from concerto_observability.metrics import counter
 from concerto_payment.adapters import db
 from concerto_payment.integration.gateways import Charge, GatewayAmbiguous, GatewayRejected, Refund
 from concerto_payment.integration.layer import NoGatewayAvailable, PaymentGateways
 from concerto_payment.workflows.inputs import ChargeResult, CollectPayment, PaymentResult, RefundPayment
 from concerto_runtime import Runtime
+
+PAYMENTS = counter("concerto_payments", "Payments settled, by the gateway that answered and the outcome", ["gateway", "outcome"])
+REFUNDS = counter("concerto_refunds", "Payments given back, by gateway", ["gateway"])
 
 
 class PaymentActivities:
@@ -85,6 +89,9 @@ class PaymentActivities:
                 uow.publish(event, correlation_id=request.correlation_id, causation_id=request.causation_id)
                 await uow.commit()
             activity.logger.info("payment %s", status.lower())
+        # "failed": no gateway took it (none available, or the order was cancelled first).
+        outcome = "approved" if charge.approved else "declined" if charge.gateway else "failed"
+        PAYMENTS.labels(charge.gateway or "none", outcome).inc()
 
     @activity.defn
     async def release_unclaimed_charge(self, request: CollectPayment) -> None:
@@ -147,3 +154,4 @@ class PaymentActivities:
                 )
                 await uow.commit()
             activity.logger.info("payment refunded through %s", payment.gateway)
+        REFUNDS.labels(payment.gateway).inc()

@@ -27,6 +27,7 @@ const state = {
   rendered: {}, // the JSON last drawn per section (see `changed`)
   generation: 0, // bumped to end the running poll loops
   connected: false, // the credential has been accepted: a 401 now means it expired
+  lastFigures: null, // the key figures' last reading, for a rate
 };
 
 const $ = (id) => document.getElementById(id);
@@ -480,7 +481,53 @@ async function customerToken(event) {
 // --- dead letters, payment gateways, consumers -------------------------------------------
 
 async function refreshPanels() {
-  await Promise.all([refreshDeadLetters(), refreshGateways(), refreshConsumers()]);
+  await Promise.all([refreshFigures(), refreshDeadLetters(), refreshGateways(), refreshConsumers()]);
+}
+
+// --- key figures ------------------------------------------------------------------------
+
+async function refreshFigures() {
+  try {
+    const figures = await api("GET", "/api/v1/admin/figures");
+    hide("figures-error");
+    drawFigures(figures, ordersPerSecond(figures));
+  } catch (error) {
+    show("figures-error", error.message);
+  }
+}
+
+// The counters only grow: the rate is the difference between two readings.
+function ordersPerSecond(figures) {
+  const now = Date.now(), ended = figures.orders_completed + figures.orders_cancelled;
+  const previous = state.lastFigures;
+  state.lastFigures = { at: now, placed: figures.orders_placed, ended };
+  if (!previous || now <= previous.at) return null;
+  const seconds = (now - previous.at) / 1000;
+  return { placed: Math.max(figures.orders_placed - previous.placed, 0) / seconds, ended: Math.max(ended - previous.ended, 0) / seconds };
+}
+
+function drawFigures(figures, rate) {
+  const sum = (counts) => Object.values(counts).reduce((total, n) => total + n, 0);
+  const listed = (counts) => Object.entries(counts).filter(([, n]) => n > 0).map(([name, n]) => `${name} ${n}`).join(" · ");
+  const seconds = (value) => (value === null ? "–" : `${value.toFixed(1)} s`);
+  const openBreakers = Object.entries(figures.breakers).filter(([, breakerState]) => breakerState !== "closed");
+  const entries = [
+    ["Orders placed", figures.orders_placed, rate ? `${rate.placed.toFixed(1)}/s now` : ""],
+    ["Completed", figures.orders_completed, rate ? `${rate.ended.toFixed(1)}/s ended now` : ""],
+    ["Cancelled", figures.orders_cancelled, listed(figures.cancelled_by_reason)],
+    ["Saga p50 / p95", `${seconds(figures.saga_seconds_p50)} / ${seconds(figures.saga_seconds_p95)}`, `${figures.sagas_timed_out} timed out`],
+    ["Consumer lag", sum(figures.consumer_lag), listed(figures.consumer_lag) || "every consumer caught up"],
+    ["Outbox backlog", sum(figures.outbox_backlog), figures.outbox_oldest_unsent_seconds ? `oldest ${figures.outbox_oldest_unsent_seconds} s` : "nothing waiting"],
+    ["Dead letters", sum(figures.dead_letters), listed(figures.dead_letters)],
+    ["Breakers open", openBreakers.length, openBreakers.map(([name, breakerState]) => `${name} ${breakerState.replace("_", " ")}`).join(" · ") || "all closed"],
+  ];
+  const items = entries.map(([label, value, detail]) =>
+    el("div", { className: "figure", dataset: { figure: label } }, el("dt", {}, label), el("dd", {}, String(value)), el("dd", { className: "small muted" }, detail)),
+  );
+  if (figures.unreachable.length) {
+    items.push(el("div", { className: "figure" }, el("dt", {}, "Not read"), el("dd", { className: "small error" }, figures.unreachable.join(", "))));
+  }
+  $("figures").replaceChildren(...items);
 }
 
 async function refreshDeadLetters() {
