@@ -88,7 +88,7 @@ status:
 # once and never overwritten (delete it to start again). Gitignored; compose reads it by itself.
 compose-env:
 	@if [ -e .env ]; then echo ".env exists: compose uses it (delete it for new secrets)"; else \
-	  umask 077; $(PYTHON) -c 'import secrets; [print(f"{name}={secrets.token_hex(24)}") for name in ("SERVICE_TOKEN_SECRET", "CONCERTO_DB_PASSWORD", "TEMPORAL_DB_PASSWORD", "DEV_ISSUER_PASSWORD")]' > .env; \
+	  umask 077; $(PYTHON) -c 'import secrets; [print(f"{name}={secrets.token_hex(24)}") for name in ("SERVICE_TOKEN_SECRET", "CONCERTO_DB_PASSWORD", "TEMPORAL_DB_PASSWORD", "DEV_ISSUER_PASSWORD", "GRAFANA_ADMIN_PASSWORD")]' > .env; \
 	  echo "wrote .env: the demo users' password (DEV_ISSUER_PASSWORD) is in it"; fi
 
 # Debian packages some tests need: chromium for the operator console's browser test

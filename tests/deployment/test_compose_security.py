@@ -14,7 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 # What a user of the compose stack opens: the API and console, the token endpoint, the operator UIs.
-PUBLISHED = {"gateway", "dev-issuer", "temporal-ui", "jaeger"}
+# Grafana (anonymous visitors may only view; its admin's password is a required secret) and
+# Prometheus (read-only: no admin API, no lifecycle endpoints) are the metrics' UIs, as Jaeger is
+# the traces': a demo user opens them (http://localhost:3000, http://localhost:9090).
+PUBLISHED = {"gateway", "dev-issuer", "temporal-ui", "jaeger", "grafana", "prometheus"}
 SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY")
 REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?[^}]+\}$")  # no value: compose refuses to start
 OPTIONAL_EMPTY = re.compile(r"^\$\{(?P<name>[A-Z_]+):-\}$")  # empty unless given (the API keys: off)
@@ -61,3 +64,13 @@ def test_make_compose_env_writes_every_secret_compose_requires(tmp_path):
     assert set(written) == required
     assert all(len(value) >= 32 for value in written.values()), "long random values"
     assert (tmp_path / ".env").stat().st_mode & 0o077 == 0, "readable by its owner only"
+
+
+def test_the_metrics_uis_are_published_read_only():
+    prometheus = " ".join(SERVICES["prometheus"]["command"])
+    for flag in ("--web.enable-admin-api", "--web.enable-lifecycle", "--web.enable-remote-write-receiver"):
+        assert flag not in prometheus, f"Prometheus is published: {flag} would let anyone change it"
+    grafana = environment(SERVICES["grafana"])
+    if grafana.get("GF_AUTH_ANONYMOUS_ENABLED") == "true":
+        assert grafana.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer", "anonymous visitors may only look"
+    assert grafana.get("GF_USERS_ALLOW_SIGN_UP") == "false"
