@@ -8,6 +8,8 @@
 #   make bench    orders/s and latency, platform beside its floor (BENCH_ARGS=--use-running: `make up`'s stack)
 #   make compose-env  an .env of fresh random secrets for docker compose (which has no defaults)
 #   make chaos    kill components in turn under load, replay and poison events, check the books
+#   make lab N    the workshop's lab N in a scratch copy, .labs/lab-0N (docs/workshop/README.md)
+#   make check-lab N   lab N's self-check: what is still missing, in plain words
 # Everything the stack writes goes to .data/, every tool to .tools/ (both gitignored).
 
 SHELL := bash
@@ -41,7 +43,7 @@ TEST_FAILED_AUTH_RATE_LIMIT ?= 100000/minute
 # Use the Python already on the machine; never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup sync run up down status infra-up infra-down compose-env test test-packages browser bench chaos
+.PHONY: help setup sync run up down status infra-up infra-down compose-env test test-packages browser bench chaos lab check-lab
 
 help:
 	@sed -n 's/^#   /  /p' $(MAKEFILE_LIST)
@@ -136,6 +138,23 @@ CHAOS_ARGS ?=
 chaos: setup
 	$(STACK) down
 	.venv/bin/python infra/chaos/chaos.py $(CHAOS_ARGS)
+
+# The workshop (docs/workshop/README.md): `make lab 3` copies the repository as committed to
+# .labs/lab-03 with lab 3's starting point; `make check-lab 3` runs its checks there. The number
+# is the word after the target; this makes `3` a target that does nothing.
+ifneq ($(filter lab check-lab,$(firstword $(MAKECMDGOALS))),)
+  LAB := $(word 2,$(MAKECMDGOALS))
+  ifneq ($(LAB),)
+    $(eval $(LAB):;@:)
+  endif
+endif
+LAB_TOOL := .venv/bin/python infra/workshop/lab.py
+lab: setup
+	@test -n "$(LAB)" || { echo "which lab? make lab 1 (the labs: docs/workshop/README.md)"; exit 2; }
+	@$(LAB_TOOL) prepare $(LAB)
+check-lab: setup
+	@test -n "$(LAB)" || { echo "which lab? make check-lab 1"; exit 2; }
+	@$(LAB_TOOL) check $(LAB)
 
 # The benchmark (infra/bench/concerto_bench/bench.py): by default a fresh stack under .data/bench
 # (a stack from `make up` is stopped first: same ports), the floor then the platform, rates in

@@ -1,0 +1,36 @@
+"""Every workshop lab holds: its check fails on the starting point (it checks something) and
+passes with the reference solution (the exercise can be done), on this version of the code. A
+lab whose patch no longer applies fails here too, saying so."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("concerto_workshop_lab", REPO / "infra" / "workshop" / "lab.py")
+lab = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = lab
+spec.loader.exec_module(lab)
+
+LAB_NUMBERS = sorted(int(path.name[:2]) for path in lab.LABS.glob("[0-9][0-9]-*"))
+
+
+def test_there_are_at_least_seven_labs_each_with_its_parts():
+    assert len(LAB_NUMBERS) >= 7, LAB_NUMBERS
+    assert LAB_NUMBERS == list(range(1, len(LAB_NUMBERS) + 1)), "numbered 1, 2, 3, ... without gaps"
+    for number in LAB_NUMBERS:
+        parts = {path.name for path in lab.lab_dir(number).iterdir()}
+        assert {"README.md", "start.patch", "solution.patch", "check"} <= parts, (number, parts)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("number", LAB_NUMBERS)
+def test_the_check_fails_on_the_starting_point_and_passes_with_the_solution(number):
+    try:
+        lab.verify(number)
+    except lab.LabError as exc:
+        pytest.fail(str(exc))
