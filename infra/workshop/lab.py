@@ -55,8 +55,9 @@ def prepare(number: int, target: Path, *, solution: bool = False) -> Path:
     archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"], check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(target, filter="data")
-    _apply(lab / "start.patch", target)
+    # Its own repository first: inside this one (.labs/), git would apply the patch to ours.
     _git(target, "init", "-q")
+    _apply(lab / "start.patch", target)
     _git(target, "add", "-A")
     _git(target, "commit", "-q", "-m", f"lab {number}: starting point")
     if solution:

@@ -5,7 +5,9 @@ lab whose patch no longer applies fails here too, saying so."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,16 @@ def test_the_check_fails_on_the_starting_point_and_passes_with_the_solution(numb
         lab.verify(number)
     except lab.LabError as exc:
         pytest.fail(str(exc))
+
+
+def test_make_lab_prepares_its_copy_inside_the_repository_without_touching_the_repository():
+    # Where `make lab` puts it (.labs/, inside this repository): the copy must be a repository
+    # of its own, or git would apply the starting point to ours.
+    target = lab.SCRATCH / f"test-{uuid.uuid4().hex[:8]}"
+    try:
+        lab.prepare(7, target)
+        assert (target / "docs" / "workshop" / "exercises" / "decide.py").exists()
+        assert not (REPO / "docs" / "workshop" / "exercises").exists(), "the starting point went into the repository"
+        assert lab.check(7, target, quiet=True) is False, "the starting point does not pass"
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
