@@ -115,7 +115,10 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             [*definition.publishes, *consumed, *([Topics.dead_letter(group)] if consumed else [])],
         )
 
-        worker = create_worker(temporal, definition.task_queue, definition.workflows, definition.activities(runtime))
+        activities = definition.activities(runtime)
+        # A service with nothing for Temporal to run (a context that only reacts to events) has
+        # no worker: Temporal refuses one with no workflow and no activity.
+        worker = create_worker(temporal, definition.task_queue, definition.workflows, activities) if definition.workflows or activities else None
         consumer = (
             EventConsumer(
                 group_id=group,
@@ -130,8 +133,8 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             else None
         )
         runtime.consumer = consumer
-        tasks = {
-            "worker": asyncio.create_task(worker.run()),
+        tasks = {"worker": asyncio.create_task(worker.run())} if worker else {}
+        tasks |= {
             "relay": asyncio.create_task(relay.run()),
             "temporal-metrics": asyncio.create_task(temporal_metrics().drain_forever()),
             "housekeeping": asyncio.create_task(
@@ -165,7 +168,8 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
-            await worker.shutdown()
+            if worker:
+                await worker.shutdown()
             await producer.stop()
             await database.dispose()
 
