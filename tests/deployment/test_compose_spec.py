@@ -9,17 +9,17 @@ test_compose_security.py's."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+
+from concerto_runtime.testing import load_module
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "infra" / "compose" / "compose-spec.schema.json"
@@ -32,12 +32,7 @@ PYTHON_IMAGE = "concerto:local"  # every Python service: infra/docker/Dockerfile
 
 def load_stack():
     """infra/devstack/stack.py (standard library only), for its SERVICES table and environment()."""
-    if "concerto_devstack" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("concerto_devstack", REPO / "infra" / "devstack" / "stack.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["concerto_devstack"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["concerto_devstack"]
+    return load_module("concerto_devstack", REPO / "infra" / "devstack" / "stack.py")
 
 
 stack = load_stack()

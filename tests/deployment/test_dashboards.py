@@ -9,16 +9,16 @@ against the /metrics of a running stack (and reuses `dashboard_metrics` from her
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import promql_parser
 import pytest
 import yaml
+
+from concerto_runtime.testing import load_module
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "infra" / "grafana" / "dashboards"
@@ -39,12 +39,7 @@ SCRAPED = ("order", "payment", "fulfillment", "loyalty", "monitor", "gateway")
 
 def load_stack():
     """infra/devstack/stack.py (standard library only), for its SERVICES table and environment()."""
-    if "concerto_devstack" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("concerto_devstack", REPO / "infra" / "devstack" / "stack.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["concerto_devstack"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["concerto_devstack"]
+    return load_module("concerto_devstack", REPO / "infra" / "devstack" / "stack.py")
 
 
 # --- the catalogue --------------------------------------------------------------------------

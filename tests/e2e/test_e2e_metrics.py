@@ -10,10 +10,8 @@ PromQL that checks them against the catalogue statically."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from concerto_runtime.testing import eventually
+from concerto_runtime.testing import eventually, load_module
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -40,17 +38,8 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-stack = _load("concerto_devstack", REPO / "infra" / "devstack" / "stack.py")
-dashboards = _load("concerto_dashboard_checks", REPO / "tests" / "deployment" / "test_dashboards.py")
+stack = load_module("concerto_devstack", REPO / "infra" / "devstack" / "stack.py")
+dashboards = load_module("concerto_dashboard_checks", REPO / "tests" / "deployment" / "test_dashboards.py")
 
 
 def instance_urls(service: str) -> list[str]:

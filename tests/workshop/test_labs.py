@@ -4,19 +4,16 @@ lab whose patch no longer applies fails here too, saying so."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
+from concerto_runtime.testing import load_module
+
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("concerto_workshop_lab", REPO / "infra" / "workshop" / "lab.py")
-lab = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = lab
-spec.loader.exec_module(lab)
+lab = load_module("concerto_workshop_lab", REPO / "infra" / "workshop" / "lab.py")
 
 LAB_NUMBERS = sorted(int(path.name[:2]) for path in lab.LABS.glob("[0-9][0-9]-*"))
 

@@ -3,18 +3,16 @@ counted on the real aiosqlite connection (none for sqlite3 in the calling thread
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from concerto_runtime.testing import load_module
 
 
 SCRIPT = Path(__file__).resolve().parents[1] / "statement_cost.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("statement_cost", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("statement_cost", SCRIPT)
 
 
 async def test_each_layer_is_measured_with_its_thread_hops(tmp_path):

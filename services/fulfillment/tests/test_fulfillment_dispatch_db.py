@@ -4,58 +4,25 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
-from decimal import Decimal
 from types import SimpleNamespace
 
-import pytest
 from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
 from concerto_contracts.envelope import decode
 from concerto_contracts.events import ShipmentDispatched
-from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, ShippingAddress, Totals
 from concerto_fulfillment.adapters import db
 from concerto_fulfillment.workflows.activities import FulfillmentActivities, shipment_id_for
 from concerto_fulfillment.workflows.inputs import FulfillOrder
 from concerto_messaging import UnitOfWork
-from concerto_messaging import metadata as messaging_metadata
 from concerto_messaging.tables import outbox
-from concerto_runtime.database import create_sessions
-from concerto_runtime.testing import DATABASE_KINDS, fresh_database
 
 FRIDAY_MORNING = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=DATABASE_KINDS)
-async def sessions(request, tmp_path) -> AsyncIterator:
-    async with fresh_database(request.param, tmp_path, messaging_metadata, db.tables) as engine:
-        yield create_sessions(engine)
-
-
-def fulfill_order() -> FulfillOrder:
-    order_id = f"ord-{uuid.uuid4().hex[:10]}"
-    return FulfillOrder(
-        order=OrderSnapshot(
-            order_id=order_id,
-            customer=CustomerSnapshot(id="cust-dispatch", email_masked="a***@example.com"),
-            items=[LineItem(sku="CON-BATON", name="Conductor's baton", quantity=1, unit_price=Decimal("24.00"), weight_grams=50)],
-            shipping_address=ShippingAddress(name="Ada", line1="1 Way", city="London", postal_code="N1 9GU", country="GB"),
-            totals=Totals(
-                subtotal=Decimal("24"), discount=Decimal("0"), tax=Decimal("4.8"), shipping=Decimal("4.99"), total=Decimal("33.79"), currency="EUR"
-            ),
-            channel="web",
-        ),
-        correlation_id=f"corr-{order_id}",
-        payment_id=f"pay-{order_id}",
-    )
-
-
-async def dispatched_event(sessions, monkeypatch, carrier: str) -> ShipmentDispatched:
-    """Dispatches a scheduled shipment with `carrier` on a Friday morning; the event it published."""
-    request = fulfill_order()
+async def dispatched_event(sessions, request: FulfillOrder, monkeypatch, carrier: str) -> ShipmentDispatched:
+    """Dispatches `request`'s scheduled shipment with `carrier` on a Friday morning; the event it published."""
     order_id = request.order.order_id
     async with sessions() as session, session.begin():
         await session.execute(
@@ -76,12 +43,12 @@ async def dispatched_event(sessions, monkeypatch, carrier: str) -> ShipmentDispa
     return envelope.event
 
 
-async def test_fulfillment_dispatch_publishes_the_estimated_delivery(sessions, monkeypatch):
-    event = await dispatched_event(sessions, monkeypatch, "royal-parcel")
+async def test_fulfillment_dispatch_publishes_the_estimated_delivery(fulfillment_sessions, order_of_one, monkeypatch):
+    event = await dispatched_event(fulfillment_sessions, order_of_one("cust-dispatch"), monkeypatch, "royal-parcel")
     # Two working days after a Friday: the weekend does not count.
     assert event.estimated_delivery == date(2025, 3, 18)
 
 
-async def test_fulfillment_dispatch_without_an_estimate_for_the_carrier_publishes_none(sessions, monkeypatch):
-    event = await dispatched_event(sessions, monkeypatch, "pigeon-post")
+async def test_fulfillment_dispatch_without_an_estimate_for_the_carrier_publishes_none(fulfillment_sessions, order_of_one, monkeypatch):
+    event = await dispatched_event(fulfillment_sessions, order_of_one("cust-dispatch"), monkeypatch, "pigeon-post")
     assert event.estimated_delivery is None

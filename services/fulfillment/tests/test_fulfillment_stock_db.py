@@ -5,55 +5,31 @@ reserved concurrently through the real activity, each in its own transaction."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 from temporalio.testing import ActivityEnvironment
 
-from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, ShippingAddress, Totals
 from concerto_fulfillment.adapters import db
 from concerto_fulfillment.domain.model import WAREHOUSES
 from concerto_fulfillment.workflows.activities import FulfillmentActivities, StockContended
 from concerto_fulfillment.workflows.inputs import FulfillOrder
 from concerto_messaging import UnitOfWork
-from concerto_messaging import metadata as messaging_metadata
 from concerto_messaging.tables import outbox
-from concerto_runtime.database import create_sessions
-from concerto_runtime.testing import DATABASE_KINDS, fresh_database
 
 SKU, IN_STOCK, ORDERS = "CON-BATON", 10, 50
 
 
-@pytest.fixture(params=DATABASE_KINDS)
-async def sessions(request, tmp_path) -> AsyncIterator:
-    async with fresh_database(request.param, tmp_path, messaging_metadata, db.tables) as engine:
-        sessions = create_sessions(engine)
-        async with sessions() as session, session.begin():
-            # All the units in one warehouse, none anywhere else: every reservation wants them.
-            await session.execute(
-                db.stock.insert(), [{"warehouse": w.code, "sku": SKU, "available": IN_STOCK if i == 0 else 0} for i, w in enumerate(WAREHOUSES)]
-            )
-        yield sessions
-
-
-def order_of_one() -> FulfillOrder:
-    order_id = f"ord-{uuid.uuid4().hex[:10]}"
-    return FulfillOrder(
-        order=OrderSnapshot(
-            order_id=order_id,
-            customer=CustomerSnapshot(id="cust-stock", email_masked="a***@example.com"),
-            items=[LineItem(sku=SKU, name="Conductor's baton", quantity=1, unit_price=Decimal("24.00"), weight_grams=50)],
-            shipping_address=ShippingAddress(name="Ada", line1="1 Way", city="London", postal_code="N1 9GU", country="GB"),
-            totals=Totals(subtotal=Decimal("24"), discount=Decimal("0"), tax=Decimal("4.8"), shipping=Decimal("4.99"), total=Decimal("33.79"), currency="EUR"),
-            channel="web",
-        ),
-        correlation_id=f"corr-{order_id}",
-        payment_id=f"pay-{order_id}",
-    )
+@pytest.fixture
+async def sessions(fulfillment_sessions) -> AsyncIterator:
+    async with fulfillment_sessions() as session, session.begin():
+        # All the units in one warehouse, none anywhere else: every reservation wants them.
+        await session.execute(
+            db.stock.insert(), [{"warehouse": w.code, "sku": SKU, "available": IN_STOCK if i == 0 else 0} for i, w in enumerate(WAREHOUSES)]
+        )
+    yield fulfillment_sessions
 
 
 async def reserve_as_temporal_would(activities: FulfillmentActivities, request: FulfillOrder):
@@ -65,11 +41,11 @@ async def reserve_as_temporal_would(activities: FulfillmentActivities, request: 
             await asyncio.sleep(0)  # let the others finish; no time involved
 
 
-async def test_fifty_concurrent_reservations_for_ten_units_reserve_exactly_ten(sessions):
+async def test_fifty_concurrent_reservations_for_ten_units_reserve_exactly_ten(sessions, order_of_one):
     runtime = SimpleNamespace(unit_of_work=lambda: UnitOfWork(sessions, source="/concerto/fulfillment"))
     activities = FulfillmentActivities(runtime)
 
-    outcomes = await asyncio.gather(*(reserve_as_temporal_would(activities, order_of_one()) for _ in range(ORDERS)))
+    outcomes = await asyncio.gather(*(reserve_as_temporal_would(activities, order_of_one("cust-stock")) for _ in range(ORDERS)))
 
     assert sum(o.reserved for o in outcomes) == IN_STOCK
     async with sessions() as session:

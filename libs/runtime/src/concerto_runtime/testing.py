@@ -1,10 +1,11 @@
 """Helpers for tests: Temporal's time-skipping test server from the installed wheel (never
-downloaded), a real database of either kind, and waiting on a condition with a deadline
-instead of sleeping."""
+downloaded), a real database of either kind, waiting on a condition with a deadline instead of
+sleeping, and a script that is no package (the launcher, a workshop exercise) loaded as a module."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shutil
 import socket
@@ -29,6 +30,17 @@ from concerto_runtime.database import create_engine, create_tables
 from concerto_runtime.temporal import workflow_runner
 
 T = TypeVar("T")
+
+
+def load_module(name: str, path: Path):
+    """The Python file at `path`, imported once as the module `name` (registered in sys.modules,
+    where dataclasses and pickling look a class's module up)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def _binary(name: str) -> str:

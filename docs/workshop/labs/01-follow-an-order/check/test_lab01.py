@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+
+from concerto_runtime.testing import load_module
 
 EXERCISE = Path(os.environ.get("LAB_TREE", ".")) / "docs" / "workshop" / "exercises" / "journey.py"
 HERE = Path(__file__).parent
@@ -19,11 +19,7 @@ DECLINED = json.loads((HERE / "timeline_declined.json").read_text())
 
 def _exercise():
     assert EXERCISE.exists(), f"{EXERCISE} is missing: run `make lab 1` and work in .labs/lab-01"
-    spec = importlib.util.spec_from_file_location("lab01_journey", EXERCISE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module("lab01_journey", EXERCISE)
 
 
 journey = _exercise()

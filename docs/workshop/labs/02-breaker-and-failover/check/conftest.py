@@ -5,17 +5,14 @@ layer over both."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
+
+from concerto_runtime.testing import load_module
 
 FIXTURES = Path(os.environ.get("LAB_TREE", ".")) / "services" / "payment" / "tests" / "conftest.py"
 assert FIXTURES.exists(), f"{FIXTURES} is missing: run `make lab 2` and work in .labs/lab-02"
-_spec = importlib.util.spec_from_file_location("lab02_payment_fixtures", FIXTURES)
-_fixtures = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _fixtures
-_spec.loader.exec_module(_fixtures)
+_fixtures = load_module("lab02_payment_fixtures", FIXTURES)
 
 cardpay_sim = _fixtures.cardpay_sim
 paynext_sim = _fixtures.paynext_sim

@@ -3,11 +3,9 @@ already running, and a new order is screened before it is confirmed."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from concerto_contracts.http import OrderStatus
 from concerto_order.workflows.inputs import OrderOutcome, Screening
 from concerto_order.workflows.order_workflow import OrderWorkflow
 from concerto_runtime.temporal import workflow_runner
-from concerto_runtime.testing import time_skipping_environment
+from concerto_runtime.testing import load_module, time_skipping_environment
 from concerto_runtime.workflows import LOCAL_STEPS_PATCH
 
 TREE = Path(os.environ.get("LAB_TREE", "."))
@@ -33,11 +31,7 @@ def _order_tests():
     with stand-in activities (screen_order among them)."""
     path = TESTS / "test_order_workflow.py"
     assert path.exists(), f"{path} is missing: run `make lab 4` and work in .labs/lab-04"
-    spec = importlib.util.spec_from_file_location("lab04_order_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module("lab04_order_tests", path)
 
 
 tests = _order_tests()

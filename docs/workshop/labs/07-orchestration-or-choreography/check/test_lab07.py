@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
+
+from concerto_runtime.testing import load_module
 
 EXERCISE = Path(os.environ.get("LAB_TREE", ".")) / "docs" / "workshop" / "exercises" / "decide.py"
 
 
 def _exercise():
     assert EXERCISE.exists(), f"{EXERCISE} is missing: run `make lab 7` and work in .labs/lab-07"
-    spec = importlib.util.spec_from_file_location("lab07_decide", EXERCISE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_module("lab07_decide", EXERCISE)
 
 
 decide = _exercise()
