@@ -231,6 +231,67 @@ async def test_two_relays_on_one_database_publish_each_row_once(sessions, db, ka
     assert await db.count(outbox, outbox.c.published_at.is_(None)) == 0
 
 
+@pytest.mark.integration
+async def test_a_relay_that_dies_holding_an_orders_event_holds_back_that_orders_later_events(
+    sessions, db, kafka, producer, order_topic, helpers
+):
+    """Issue 18: two replicas' relays share the outbox. One claims an order's first event and dies
+    before sending it; the other must not publish that order's next event meanwhile (payment
+    would read OrderCancelled before OrderConfirmed), though other orders' events go on. Once
+    the dead relay's lease runs out, both go out, in the order they were written."""
+    order_id, other_order = helpers.unique("ord"), helpers.unique("ord")
+    async with UnitOfWork(sessions, helpers.SOURCE) as uow:
+        first = uow.publish(helpers.cancelled(order_id, reason="confirmed"), correlation_id="c")
+        await uow.commit()
+    async with UnitOfWork(sessions, helpers.SOURCE) as uow:
+        second = uow.publish(helpers.cancelled(order_id, reason="cancelled"), correlation_id="c")
+        unrelated = uow.publish(helpers.cancelled(other_order), correlation_id="c")
+        await uow.commit()
+
+    dying = OutboxRelay(sessions, producer, batch_size=1, lease=timedelta(seconds=2))
+    [claimed] = await dying._claim()  # claimed, then the replica is killed: never sent
+    assert claimed.event_id == first
+    survivor = OutboxRelay(sessions, producer)
+
+    assert await survivor.publish_pending() == 1, "only the other order's event may go out"
+    [record] = await kafka.read_all(order_topic, at_least=1)
+    assert dict(record.headers)["ce_id"].decode() == unrelated
+
+    async def sent_both() -> bool:
+        await survivor.publish_pending()
+        return await db.count(outbox, outbox.c.published_at.is_(None)) == 0
+
+    await eventually(sent_both, timeout=20, interval=0.2, what="the order's events once the dead relay's lease ran out")
+    records = [r for r in await kafka.read_all(order_topic, at_least=3) if r.key == order_id.encode()]
+    assert [dict(r.headers)["ce_id"].decode() for r in records] == [first, second], "in the order they were written"
+
+
+@pytest.mark.integration
+async def test_two_relays_at_once_never_cross_one_orders_events(sessions, db, kafka, producer, order_topic, helpers):
+    """Many orders, several events each, two relays draining at once with small batches: every
+    order's events reach Kafka in the order they were written."""
+    orders = [helpers.unique("ord") for _ in range(8)]
+    written: dict[str, list[str]] = {order_id: [] for order_id in orders}
+    for step in range(4):
+        async with UnitOfWork(sessions, helpers.SOURCE) as uow:
+            for order_id in orders:
+                written[order_id].append(uow.publish(helpers.cancelled(order_id, reason=f"step {step}"), correlation_id="c"))
+            await uow.commit()
+    relays = [OutboxRelay(sessions, producer, batch_size=3) for _ in range(2)]
+
+    async def drain(relay: OutboxRelay) -> None:
+        async def done() -> bool:
+            await relay.publish_pending()
+            return await db.count(outbox, outbox.c.published_at.is_(None)) == 0
+
+        await eventually(done, timeout=30, interval=0.01, what="the outbox drained")
+
+    await asyncio.gather(*(drain(relay) for relay in relays))
+    records = await kafka.read_all(order_topic, at_least=32)
+    for order_id in orders:
+        assert [dict(r.headers)["ce_id"].decode() for r in records if r.key == order_id.encode()] == written[order_id]
+
+
 async def test_pruning_deletes_old_published_rows_and_old_inbox_rows_only(sessions, db, helpers):
     now = datetime.now(timezone.utc)
     old_sent, new_sent, unsent = [await _place(sessions, helpers, helpers.unique("ord"), commit=True) for _ in range(3)]

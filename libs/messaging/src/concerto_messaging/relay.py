@@ -8,6 +8,13 @@ rows with a lease (one UPDATE, so two relays never claim the same row while its 
 then sends it, holding no lock while Kafka acknowledges. A row whose send fails is tried again
 in a later batch; after `max_attempts` it is set aside (attempts and error kept on the row,
 logged, counted by `set_aside()`), so one bad row never holds up the rest.
+
+One key's events (one order's) leave in the order they were written, whichever relay sends
+them: a row is not claimed while an earlier row of its key is claimed by another relay. A relay
+that dies holding OrderConfirmed holds that order's OrderCancelled back with it until its lease
+runs out; then one relay claims both and sends them in order (ADR 16). Claims take turns (SQLite
+has one writer; PostgreSQL takes an advisory lock), so two relays never both see the earlier
+row unclaimed and each take one of the two.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from concerto_messaging.tables import outbox
 from concerto_observability.metrics import gauge
 
 log = logging.getLogger(__name__)
+
+# The PostgreSQL advisory lock the relays of one database take turns on while they claim rows.
+OUTBOX_CLAIM_LOCK = 0x0C0C_E870
 
 
 class OutboxRelay:
@@ -75,13 +85,27 @@ class OutboxRelay:
     async def _claim(self) -> list[Any]:
         now = _now()
         claimable = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
+        earlier = outbox.alias("earlier")
+        # An earlier row of the same key that another relay is sending (its lease still runs):
+        # this row waits for it, so the key's events cannot cross on the way to Kafka.
+        held_back = exists().where(
+            earlier.c.key == outbox.c.key,
+            earlier.c.id < outbox.c.id,
+            earlier.c.published_at.is_(None),
+            earlier.c.set_aside_at.is_(None),
+            earlier.c.claimed_until >= now,
+        )
         waiting = (
             select(outbox.c.id)
-            .where(outbox.c.published_at.is_(None), outbox.c.set_aside_at.is_(None), claimable)
+            .where(outbox.c.published_at.is_(None), outbox.c.set_aside_at.is_(None), claimable, ~held_back)
             .order_by(outbox.c.id)
             .limit(self._batch_size)
         )
         async with self._sessions() as session, session.begin():
+            if session.bind.dialect.name == "postgresql":
+                # Claims take turns, as SQLite's single writer makes them: under READ COMMITTED two
+                # claims at once could each see the other's earlier row unclaimed.
+                await session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": OUTBOX_CLAIM_LOCK})
             claimed = await session.execute(
                 # The lease is checked again in the UPDATE itself: a relay that read the same ids
                 # a moment ago finds them claimed and takes none of them.

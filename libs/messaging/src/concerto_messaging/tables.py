@@ -24,7 +24,8 @@ outbox = Table(
     Column("event_id", String(64), nullable=False, unique=True),
     Column("event_type", String(200), nullable=False),
     Column("topic", String(200), nullable=False),
-    Column("key", LargeBinary, nullable=False),
+    # Indexed: a relay looks for an earlier unsent row of the same key before it claims one.
+    Column("key", LargeBinary, nullable=False, index=True),
     Column("value", LargeBinary, nullable=False),
     Column("headers", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
