@@ -44,6 +44,18 @@ payments = Table(
 )
 
 
+# Orders cancelled before payment heard of their confirmation (events can arrive either way
+# round): the confirmation that follows must not charge.
+cancellations_before_payment = Table(
+    "cancellations_before_payment",
+    tables,
+    Column("order_id", String(64), primary_key=True),
+    Column("reason", String(100), nullable=False),
+    Column("event_id", String(64), nullable=False),  # the OrderCancelled, as the refund's cause
+    Column("cancelled_at", UtcDateTime, nullable=False),
+)
+
+
 # Every call made to a payment gateway: what was asked, what came of it, how long it took.
 gateway_attempts = Table(
     "gateway_attempts",
@@ -78,3 +90,18 @@ async def update_payment(session: AsyncSession, payment_id: str, **values: Any) 
     await session.execute(
         update(payments).where(payments.c.payment_id == payment_id).values(updated_at=datetime.now(timezone.utc), **values)
     )
+
+
+async def cancellation_before_payment(session: AsyncSession, order_id: str) -> Any | None:
+    return (
+        await session.execute(select(cancellations_before_payment).where(cancellations_before_payment.c.order_id == order_id))
+    ).first()
+
+
+async def remember_cancellation(session: AsyncSession, order_id: str, reason: str, event_id: str) -> None:
+    if await cancellation_before_payment(session, order_id) is None:
+        await session.execute(
+            cancellations_before_payment.insert().values(
+                order_id=order_id, reason=reason, event_id=event_id, cancelled_at=datetime.now(timezone.utc)
+            )
+        )
