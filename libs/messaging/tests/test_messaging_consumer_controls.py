@@ -29,8 +29,11 @@ async def test_a_paused_consumer_reads_nothing_and_its_watermark_waits_until_it_
     await eventually(lambda: _true(consumer.assigned), timeout=DEADLINE, what="partitions to be assigned")
     await kafka.send(helpers.encode(helpers.cancelled()), order_topic)
     await eventually(lambda: _true(len(calls) == 1), timeout=DEADLINE, what="the first event to be handled")
-    caught_up = await consumer.watermark()
-    assert caught_up > datetime.now(timezone.utc) - timedelta(seconds=5)  # read to the end: "now"
+
+    async def read_to_the_end() -> bool:  # handled and committed: "now"
+        return await consumer.watermark() > datetime.now(timezone.utc) - timedelta(seconds=5)
+
+    await eventually(read_to_the_end, timeout=DEADLINE, what="the watermark to reach now once the group has committed")
 
     consumer.set_controls(ConsumerControls(paused=True))
     before_send = datetime.now(timezone.utc)
@@ -119,3 +122,44 @@ async def _equals(value, expected) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_the_watermark_is_the_groups_another_instances_held_partition_holds_it_back(db, kafka, order_topic, consumers, helpers):
+    """Issue 18: two instances of one group (two monitor replicas). One holds a partition at an
+    event its handler keeps failing on; the other has read its own partitions to the end. Asked
+    on the healthy instance, the watermark must stay behind the held event (a deadline after it
+    has not passed: that event may be the one the saga waits for), and pass it once it is handled."""
+    group, holding, calls = helpers.unique("group"), {"on": True}, []
+
+    async def fail_while_holding(envelope) -> None:
+        if holding["on"]:
+            raise RuntimeError("the database of this instance is away")
+
+    held_instance = consumers.start(
+        group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler([], before=fail_while_holding)}
+    )
+    healthy = consumers.start(group_id=group, topics=[order_topic], handlers={OrderCancelled: helpers.recording_handler(calls)})
+
+    async def shared_out() -> bool:
+        mine, theirs = held_instance._consumer.assignment(), healthy._consumer.assignment()
+        return bool(mine) and bool(theirs) and len(mine | theirs) == 3
+
+    await eventually(shared_out, timeout=DEADLINE, what="the two instances to share the three partitions")
+    [held_partition, *_] = sorted(held_instance._consumer.assignment())
+    healthy_partitions = sorted(healthy._consumer.assignment())
+    for partition in healthy_partitions:
+        await kafka.send(helpers.encode(helpers.cancelled()), order_topic, partition=partition.partition)
+    held_at = await kafka.send(helpers.encode(helpers.cancelled()), order_topic, partition=held_partition.partition)
+    published = datetime.fromtimestamp(held_at.timestamp / 1000, timezone.utc)
+
+    await eventually(lambda: _true(len(calls) == len(healthy_partitions)), timeout=DEADLINE, what="the healthy instance to handle its events")
+    await eventually(lambda: _true(held_partition in held_instance.held), timeout=DEADLINE, what="the other instance to hold its partition")
+    assert await healthy.watermark() < published, "a partition held by another instance must hold the group's watermark back"
+
+    holding["on"] = False
+
+    async def passed() -> bool:
+        return await healthy.watermark() > published
+
+    await eventually(passed, timeout=DEADLINE, what="the watermark to pass the event once the other instance handled it")
+    consumers.check_running()

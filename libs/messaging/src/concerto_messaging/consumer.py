@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from opentelemetry import context as otel_context
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -109,8 +110,6 @@ class EventConsumer:
         self._bootstrap_servers = bootstrap_servers
         self.batch_size = batch_size
         self.controls = ConsumerControls()
-        # Per partition: the offset after the last record handled, and that record's timestamp.
-        self._read_until: dict[TopicPartition, tuple[int, int]] = {}
         self.held: dict[TopicPartition, Held] = {}
         self.restarts, self._failures_in_a_row = 0, 0
         self._failure: str | None = None  # why the loop stopped, until it reads again
@@ -149,22 +148,35 @@ class EventConsumer:
         return bool(self._consumer.assignment())
 
     async def watermark(self) -> datetime:
-        """Every event published before this moment has been handled (as far as the broker's
-        timestamps tell): now, if every partition is read to its end; else the time of the last
-        record handled on the partition furthest behind."""
+        """Every event published before this moment has been handled by the group, whichever
+        instance holds its partition (as far as the broker's timestamps tell): now, if the
+        group has committed every partition of its topics to the end; else the time of the last
+        record it committed on the partition furthest behind. Read from the broker, not from this
+        instance, so another replica's held or lagging partition holds the mark back too."""
         now = datetime.now(timezone.utc)
-        assigned = self._consumer.assignment()
-        if not assigned:
-            return datetime.min.replace(tzinfo=timezone.utc)
-        mark = now
-        for partition in assigned:
-            end = self._consumer.highwater(partition)
-            offset, timestamp = self._read_until.get(partition, (await self._consumer.position(partition), None))
-            if end is not None and offset >= end:
-                continue  # read to its end
-            behind = datetime.fromtimestamp(timestamp / 1000, timezone.utc) if timestamp else datetime.min.replace(tzinfo=timezone.utc)
-            mark = min(mark, behind)
-        return mark
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers)
+        reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap_servers, group_id=None, enable_auto_commit=False)
+        await admin.start()
+        await reader.start()
+        try:
+            partitions = [
+                TopicPartition(topic["topic"], p["partition"]) for topic in await admin.describe_topics(self.topics) for p in topic["partitions"]
+            ]
+            if not partitions:
+                return NEVER
+            committed = await admin.list_consumer_group_offsets(self.group_id, partitions=partitions)
+            firsts, ends = await reader.beginning_offsets(partitions), await reader.end_offsets(partitions)
+            mark = now
+            for partition in partitions:
+                done = committed.get(partition)
+                position = done.offset if done is not None and done.offset >= 0 else firsts[partition]
+                if position >= ends[partition]:
+                    continue  # committed to its end
+                mark = min(mark, await _published_at(reader, partition, position - 1) if position > firsts[partition] else NEVER)
+            return mark
+        finally:
+            await reader.stop()
+            await admin.close()
 
     async def measure(self) -> None:
         """The lag of each partition this instance holds, for /metrics: the broker's end offset
@@ -226,7 +238,6 @@ class EventConsumer:
                     done = records if stopped is None else records[: stopped.index]
                     if done:
                         handled[partition] = done[-1].offset + 1
-                        self._read_until[partition] = (done[-1].offset + 1, done[-1].timestamp)
                     if stopped is None:
                         self._release(partition)
                     else:
@@ -372,6 +383,20 @@ class EventConsumer:
         ]
         await self._producer.send_and_wait(self.dead_letter_topic, key=record.key, value=record.value, headers=headers)
         self._dead_letters.labels(self.group_id, reason).inc()
+
+
+NEVER = datetime.min.replace(tzinfo=timezone.utc)
+
+
+async def _published_at(reader: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> datetime:
+    """When the record at `offset` was published (the broker's timestamp); NEVER if it is gone."""
+    reader.assign([partition])
+    reader.seek(partition, offset)
+    batches = await reader.getmany(partition, timeout_ms=2000, max_records=1)
+    records = batches.get(partition, [])
+    if not records or records[0].offset != offset:
+        return NEVER
+    return datetime.fromtimestamp(records[0].timestamp / 1000, timezone.utc)
 
 
 def _announced_type(record: ConsumerRecord) -> str | None:

@@ -33,7 +33,9 @@ class WatchActivities:
     async def handle_due_sagas(self) -> WatchUpdate:
         # A deadline counts as passed only once the monitor has read every event published
         # before it: a monitor that lags behind one topic must not call a saga stuck whose
-        # missing event is waiting in that topic (the consumer's watermark).
+        # missing event is waiting in that topic. The watermark is the whole consumer group's,
+        # read from the broker: with replicas, the event may wait in a partition another
+        # instance holds (issue 18).
         now = db.now()
         consumer = self._runtime.consumer
         horizon = min(now, await consumer.watermark()) if consumer is not None else now
