@@ -12,7 +12,9 @@ What happens, on a fresh stack under .data/chaos (REPLICAS=2):
 - meanwhile, in turn: each component is killed with SIGKILL (every context's first or second
   instance, Kafka, Temporal, a payment simulator), held down a few seconds, and started again;
   records already consumed are produced again onto their topics; poison records (not a
-  CloudEvent, an unknown type, invalid data) are mixed in;
+  CloudEvent, an unknown type, invalid data) are mixed in; a relay replica claims outbox rows
+  and is killed before it sends them (`relay`: its orders' later events must wait, then follow
+  in order);
 - then the run waits for every order to end, and checks the books.
 
 Every row of the table is an invariant; the exit status is 1 if any does not hold.
@@ -32,11 +34,17 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import func, select
+
+from concerto_messaging import OutboxRelay
+from concerto_messaging.tables import outbox
+from concerto_runtime.database import open_database
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = [sys.executable, str(REPO / "infra" / "devstack" / "stack.py")]
@@ -44,7 +52,8 @@ GATEWAY = "http://127.0.0.1:8080"
 KAFKA = "127.0.0.1:9092"
 CUSTOMER = {"X-API-Key": os.environ.get("CONCERTO_API_KEY", "dev-key")}
 ADMIN = {"X-API-Key": os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")}
-DOMAIN_TOPICS = ["order.events.v1", "payment.events.v1", "fulfillment.events.v1", "loyalty.events.v1"]
+CONTEXTS = ["order", "payment", "fulfillment", "loyalty"]
+DOMAIN_TOPICS = [f"{context}.events.v1" for context in CONTEXTS]
 SKUS = ["CON-BATON", "CON-SCORE-B5", "CON-METRONOME", "CON-STAND", "CON-TUNER"]
 # Plenty of everything but one sku, which runs out during the run: its later orders are paid,
 # then find no stock, and must be refunded.
@@ -170,6 +179,71 @@ async def replay_and_poison(count: int) -> int:
     return poison
 
 
+async def dying_relay(data: Path, window: float = 4.0, lease: float = 10.0) -> tuple[int, int]:
+    """A relay replica of the order context that claims rows from its outbox as they come, for
+    `window` seconds, and is killed before it sends any: the real claim, then nothing. Their
+    orders' later events must wait for the lease to run out, then follow in order. Returns how
+    many rows it held, of how many orders."""
+    database = open_database(f"sqlite+aiosqlite:///{data / 'order'}.db")
+    held: list[Any] = []
+    try:
+        relay = OutboxRelay(database.sessions, producer=None, batch_size=5, lease=timedelta(seconds=lease))
+        deadline = time.monotonic() + window
+        while time.monotonic() < deadline:
+            held += await relay.claim()
+            await asyncio.sleep(0.01)
+    finally:
+        await database.dispose()
+    return len(held), len({row.key for row in held})
+
+
+async def outboxes(data: Path) -> dict[str, list[Any]]:
+    """Every context's outbox rows (published ones are kept a day: the whole run), oldest first."""
+    rows = {}
+    for context in CONTEXTS:
+        database = open_database(f"sqlite+aiosqlite:///{data / context}.db")
+        try:
+            async with database.read_sessions() as session:
+                rows[context] = list((await session.execute(select(outbox).order_by(outbox.c.id))).all())
+        finally:
+            await database.dispose()
+    return rows
+
+
+async def crossed(rows: dict[str, list[Any]]) -> list[str]:
+    """Orders whose events reached Kafka in another order than their context wrote them (the
+    first time each event is on the topic: replays come again later, and do not count)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=None, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA)  # for the topics' partitions
+    await consumer.start()
+    await producer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in DOMAIN_TOPICS for p in await producer.partitions_for(topic)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        arrived: dict[tuple[str, bytes], list[str]] = defaultdict(list)
+        while any(await consumer.position(p) < ends[p] for p in partitions):
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in batch:
+                    event_id = dict(record.headers).get("ce_id", b"").decode()
+                    if event_id not in arrived[(record.topic, record.key)]:
+                        arrived[(record.topic, record.key)].append(event_id)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    amiss = []
+    for context_rows in rows.values():
+        written: dict[tuple[str, bytes], list[str]] = defaultdict(list)
+        for row in context_rows:
+            written[(row.topic, row.key)].append(row.event_id)
+        for (topic, key), event_ids in written.items():
+            on_kafka = [event_id for event_id in arrived[(topic, key)] if event_id in set(event_ids)]
+            if on_kafka != event_ids[: len(on_kafka)]:
+                amiss.append(f"{key.decode(errors='replace')} on {topic}")
+    return amiss
+
+
 KNOWN_TYPE = {
     "order.events.v1": "OrderConfirmed",
     "payment.events.v1": "PaymentCompleted",
@@ -182,8 +256,8 @@ KNOWN_TYPE = {
 
 
 async def chaos(stack: Stack, schedule: list[str], hold: float, between: float, log: list[str]) -> None:
-    """Each entry: a component to kill (`temporal:20` holds it down 20 s instead of `hold`), or
-    `bus` for replays and poison."""
+    """Each entry: a component to kill (`temporal:20` holds it down 20 s instead of `hold`),
+    `bus` for replays and poison, or `relay` for a relay replica killed between claim and send."""
     for entry in schedule:
         component, _, held = entry.partition(":")
         await asyncio.sleep(between)
@@ -191,6 +265,11 @@ async def chaos(stack: Stack, schedule: list[str], hold: float, between: float, 
         if component == "bus":
             poison = await replay_and_poison(count=30)
             log.append(f"replayed 30 records, produced {poison} poison records")
+            say(log[-1])
+            continue
+        if component == "relay":
+            rows, keys = await dying_relay(stack.data)
+            log.append(f"relay: a replica of order's claimed {rows} outbox rows of {keys} orders and was killed before sending them")
             say(log[-1])
             continue
         stack.kill(component)
@@ -291,7 +370,9 @@ def points_amiss(orders: list[Order], accounts: dict[str, dict]) -> list[str]:
     return amiss
 
 
-def verdicts(orders: list[Order], seen: dict, accounts: dict[str, dict], drain: float) -> list[tuple[str, str, bool]]:
+def verdicts(
+    orders: list[Order], seen: dict, accounts: dict[str, dict], drain: float, rows: dict[str, list[Any]], out_of_order: list[str]
+) -> list[tuple[str, str, bool]]:
     placed = [o for o in orders if o.order_id]
     ended = [o for o in placed if o.final]
     wrong = [o for o in ended if (o.declined and o.final["status"] == "COMPLETED") or (not o.declined and o.final.get("cancellation_reason") == "payment_declined")]
@@ -307,6 +388,10 @@ def verdicts(orders: list[Order], seen: dict, accounts: dict[str, dict], drain: 
     stock_off = {sku: (seen["available"].get(sku), STOCK[sku] - sold[sku]) for sku in SKUS if seen["available"].get(sku) != STOCK[sku] - sold[sku]}
     points_off = points_amiss(orders, accounts)
     real_letters = [letter for letter in seen["dead_letters"] if not (letter.get("event_id") or "poison-").startswith("poison-")]
+    # No deadline in the chaos stack is shorter than what a fault holds a component down for:
+    # a saga compensated for a timeout is a healthy order lost.
+    timed_out = [o.order_id for o in ended if o.final.get("cancellation_reason") == "saga_timeout"]
+    set_aside = {context: n for context, context_rows in rows.items() if (n := sum(1 for r in context_rows if r.set_aside_at is not None))}
     return [
         ("orders placed (202)", f"{len(placed)} of {len(orders)}", True),
         ("orders refused (no 202 after a minute of retries)", str(sum(1 for o in orders if o.refused)), not any(o.refused for o in orders)),
@@ -317,6 +402,9 @@ def verdicts(orders: list[Order], seen: dict, accounts: dict[str, dict], drain: 
         ("stock per sku = start - units of COMPLETED orders", "all" if not stock_off else f"off: {stock_off}", not stock_off),
         ("points per customer: balance = history, points only for COMPLETED", "all" if not points_off else "; ".join(points_off[:3]), not points_off),
         ("dead letters (all of them poison)", f"{len(seen['dead_letters'])} ({len(real_letters)} real events)", not real_letters),
+        ("healthy orders compensated (cancelled for a saga timeout)", str(len(timed_out)) + (f", e.g. {timed_out[:3]}" if timed_out else ""), not timed_out),
+        ("one order's events on Kafka in the order written", "all" if not out_of_order else f"{len(out_of_order)} crossed, e.g. {out_of_order[:3]}", not out_of_order),
+        ("outbox rows set aside (every fault here passes)", str(sum(set_aside.values())) + (f" {set_aside}" if set_aside else ""), not set_aside),
         ("time to drain after the chaos", f"{drain:.0f} s", True),
     ]
 
@@ -353,21 +441,23 @@ async def main_async(args: argparse.Namespace) -> int:
                 return {c: await read(client, f"/api/v1/customers/{c}/loyalty", CUSTOMER) for c in customers}
 
             accounts = await settled(loyalty_accounts, lambda accounts: points_amiss(orders, accounts))
+            rows = await outboxes(data)
+            out_of_order = await crossed(rows)
     finally:
         if not args.keep and not args.use_running:
             subprocess.run([*STACK, "down", "--data-dir", str(data)], env=stack.env, stdout=subprocess.DEVNULL)
-    rows = verdicts(orders, seen, accounts, drain)
+    table = verdicts(orders, seen, accounts, drain, rows, out_of_order)
     print("\n| invariant | measured | holds |\n|---|---|---|")
-    for what, measured, holds in rows:
+    for what, measured, holds in table:
         print(f"| {what} | {measured} | {'yes' if holds else '**NO**'} |")
     print("\nFaults:\n" + "\n".join(f"- {line}" for line in log))
-    results = {"orders": len(orders), "faults": log, "invariants": [{"invariant": w, "measured": m, "holds": h} for w, m, h in rows]}
+    results = {"orders": len(orders), "faults": log, "invariants": [{"invariant": w, "measured": m, "holds": h} for w, m, h in table]}
     (data.parent / "chaos-results.json").write_text(json.dumps(results, indent=2))
-    return 0 if all(holds for _, _, holds in rows) else 1
+    return 0 if all(holds for _, _, holds in table) else 1
 
 
-FULL = "order,bus,payment-2,fulfillment,kafka,loyalty-2,monitor,temporal:20,order-2,cardpay,payment,bus,fulfillment-2,loyalty,monitor-2"
-SHORT = "order,bus,kafka,payment-2,temporal"
+FULL = "order,bus,relay,payment-2,fulfillment,kafka,loyalty-2,monitor,temporal:20,order-2,cardpay,payment,bus,relay,fulfillment-2,loyalty,monitor-2"
+SHORT = "order,bus,relay,kafka,payment-2,temporal"
 
 
 def main() -> None:

@@ -249,7 +249,7 @@ async def test_a_relay_that_dies_holding_an_orders_event_holds_back_that_orders_
         await uow.commit()
 
     dying = OutboxRelay(sessions, producer, batch_size=1, lease=timedelta(seconds=2))
-    [claimed] = await dying._claim()  # claimed, then the replica is killed: never sent
+    [claimed] = await dying.claim()  # claimed, then the replica is killed: never sent
     assert claimed.event_id == first
     survivor = OutboxRelay(sessions, producer)
 

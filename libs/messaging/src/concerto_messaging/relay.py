@@ -65,7 +65,7 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published."""
-        rows = await self._claim()
+        rows = await self.claim()
         if not rows:
             return 0
         # Handed to the producer in order (one key's events stay in order on its partition),
@@ -82,7 +82,8 @@ class OutboxRelay:
                     await self._failed(session, row, outcome, now)
         return len(sent)
 
-    async def _claim(self) -> list[Any]:
+    async def claim(self) -> list[Any]:
+        """Leases the next batch of rows to this relay (what publish_pending does first)."""
         now = _now()
         claimable = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
         earlier = outbox.alias("earlier")
