@@ -88,9 +88,17 @@ status:
 
 # docker compose's secrets (see docker-compose.yml): an .env with fresh random values, written
 # once and never overwritten (delete it to start again). Gitignored; compose reads it by itself.
+# The gateway and payment each get an Ed25519 key pair for their service tokens (ADR 12), one
+# line each: base64 of the DER form, as concerto_runtime.service_tokens reads it.
 compose-env:
 	@if [ -e .env ]; then echo ".env exists: compose uses it (delete it for new secrets)"; else \
-	  umask 077; $(PYTHON) -c 'import secrets; [print(f"{name}={secrets.token_hex(24)}") for name in ("SERVICE_TOKEN_SECRET", "CONCERTO_DB_PASSWORD", "TEMPORAL_DB_PASSWORD", "DEV_ISSUER_PASSWORD", "GRAFANA_ADMIN_PASSWORD")]' > .env; \
+	  umask 077; { \
+	  $(PYTHON) -c 'import secrets; [print(f"{name}={secrets.token_hex(24)}") for name in ("CONCERTO_DB_PASSWORD", "TEMPORAL_DB_PASSWORD", "DEV_ISSUER_PASSWORD", "GRAFANA_ADMIN_PASSWORD")]'; \
+	  for caller in GATEWAY PAYMENT; do \
+	    key=$$(openssl genpkey -algorithm ed25519 -outform DER | openssl base64 -A); \
+	    echo "$${caller}_SIGNING_KEY=$$key"; \
+	    echo "$${caller}_PUBLIC_KEY=$$(echo "$$key" | openssl base64 -d -A | openssl pkey -inform DER -pubout -outform DER | openssl base64 -A)"; \
+	  done; } > .env; \
 	  echo "wrote .env: the demo users' password (DEV_ISSUER_PASSWORD) is in it"; fi
 
 # Debian packages some tests need: chromium for the operator console's browser test

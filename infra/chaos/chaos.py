@@ -14,7 +14,11 @@ What happens, on a fresh stack under .data/chaos (REPLICAS=2):
   records already consumed are produced again onto their topics; poison records (not a
   CloudEvent, an unknown type, invalid data) are mixed in; a relay replica claims outbox rows
   and is killed before it sends them (`relay`: its orders' later events must wait, then follow
-  in order);
+  in order); cardpay refuses every call for a minute (`cardpay-outage:60`: charges fail over,
+  its refunds wait and then go through); both providers refuse refunds for good until one saga
+  is COMPENSATION_FAILED, and the harness, as the operator, retries each such refund
+  (`refunds-refused`); SagaWatch's run is terminated (`sagawatch`: the monitor must start it
+  again);
 - then the run waits for every order to end, and checks the books.
 
 Every row of the table is an invariant; the exit status is 1 if any does not hold.
@@ -40,16 +44,20 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy import func, select
+from sqlalchemy import select
+from temporalio.client import Client as TemporalClient
+from temporalio.client import WorkflowExecutionStatus
 
 from concerto_messaging import OutboxRelay
 from concerto_messaging.tables import outbox
+from concerto_monitor.workflows.inputs import WATCH_WORKFLOW_ID
 from concerto_runtime.database import open_database
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = [sys.executable, str(REPO / "infra" / "devstack" / "stack.py")]
 GATEWAY = "http://127.0.0.1:8080"
 KAFKA = "127.0.0.1:9092"
+TEMPORAL = "127.0.0.1:7233"
 CUSTOMER = {"X-API-Key": os.environ.get("CONCERTO_API_KEY", "dev-key")}
 ADMIN = {"X-API-Key": os.environ.get("CONCERTO_ADMIN_API_KEY", "dev-admin-key")}
 CONTEXTS = ["order", "payment", "fulfillment", "loyalty"]
@@ -255,9 +263,61 @@ KNOWN_TYPE = {
 # --- the run --------------------------------------------------------------------------------
 
 
-async def chaos(stack: Stack, schedule: list[str], hold: float, between: float, log: list[str]) -> None:
+async def set_faults(client: httpx.AsyncClient, gateway: str, faults: dict) -> None:
+    answer = await client.put(f"/api/v1/admin/payment-gateways/{gateway}/faults", json=faults, headers=ADMIN)
+    answer.raise_for_status()
+
+
+async def sagas(client: httpx.AsyncClient, status: str) -> list[dict]:
+    return (await read(client, "/api/v1/admin/sagas", ADMIN, status=status, limit=200))["items"]
+
+
+async def refunds_refused(client: httpx.AsyncClient, within: float = 120) -> tuple[int, int]:
+    """Both providers refuse every refund for good until a saga is COMPENSATION_FAILED (or
+    `within` seconds pass); then they take refunds again, and the operator retries each refused
+    one, as the console's button does. Returns (sagas that failed to compensate, retries sent)."""
+    for gateway in ("cardpay", "paynext"):
+        await set_faults(client, gateway, {"refuse_refunds": True})
+    try:
+        deadline = time.monotonic() + within
+        failed = await sagas(client, "COMPENSATION_FAILED")
+        while not failed and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            failed = await sagas(client, "COMPENSATION_FAILED")
+    finally:
+        for gateway in ("cardpay", "paynext"):
+            await set_faults(client, gateway, {})
+    retried = 0
+    for saga in failed:
+        answer = await client.post(
+            f"/api/v1/admin/payments/{saga['order_id']}/refund/retry",
+            json={"reason": "chaos: the provider takes refunds again"},
+            headers=ADMIN,
+        )
+        retried += answer.status_code == 202
+    return len(failed), retried
+
+
+async def terminate_saga_watch(client: httpx.AsyncClient, within: float = 90) -> float | None:
+    """Terminates SagaWatch's run, as an operator or a bad deploy might; returns how long the
+    monitor took to have it running again (None: not within `within` seconds)."""
+    temporal = await TemporalClient.connect(TEMPORAL)
+    watch = temporal.get_workflow_handle(WATCH_WORKFLOW_ID)
+    await watch.terminate("chaos: the watch's run is gone")
+    began = time.monotonic()
+    while time.monotonic() - began < within:
+        await asyncio.sleep(1)
+        if (await watch.describe()).status == WorkflowExecutionStatus.RUNNING:
+            return time.monotonic() - began
+    return None
+
+
+async def chaos(
+    stack: Stack, client: httpx.AsyncClient, schedule: list[str], hold: float, between: float, log: list[str], outcomes: dict
+) -> None:
     """Each entry: a component to kill (`temporal:20` holds it down 20 s instead of `hold`),
-    `bus` for replays and poison, or `relay` for a relay replica killed between claim and send."""
+    `bus` for replays and poison, `relay` for a relay replica killed between claim and send,
+    `cardpay-outage:60`, `refunds-refused` or `sagawatch` (see the module's docstring)."""
     for entry in schedule:
         component, _, held = entry.partition(":")
         await asyncio.sleep(between)
@@ -270,6 +330,25 @@ async def chaos(stack: Stack, schedule: list[str], hold: float, between: float, 
         if component == "relay":
             rows, keys = await dying_relay(stack.data)
             log.append(f"relay: a replica of order's claimed {rows} outbox rows of {keys} orders and was killed before sending them")
+            say(log[-1])
+            continue
+        if component == "cardpay-outage":
+            await set_faults(client, "cardpay", {"outage": True})
+            await asyncio.sleep(float(held or 60))
+            await set_faults(client, "cardpay", {})
+            log.append(f"cardpay-outage: cardpay refused every call (503) for {float(held or 60):.0f} s")
+            say(log[-1])
+            continue
+        if component == "refunds-refused":
+            failed, retried = await refunds_refused(client)
+            outcomes["refunds refused for good"] = (failed, retried)
+            log.append(f"refunds-refused: {failed} sagas COMPENSATION_FAILED; the operator retried {retried} refunds")
+            say(log[-1])
+            continue
+        if component == "sagawatch":
+            back = await terminate_saga_watch(client)
+            outcomes["saga watch back after"] = back
+            log.append(f"sagawatch: terminated; running again {'after %.0f s' % back if back is not None else 'NOT within 90 s'}")
             say(log[-1])
             continue
         stack.kill(component)
@@ -371,7 +450,8 @@ def points_amiss(orders: list[Order], accounts: dict[str, dict]) -> list[str]:
 
 
 def verdicts(
-    orders: list[Order], seen: dict, accounts: dict[str, dict], drain: float, rows: dict[str, list[Any]], out_of_order: list[str]
+    orders: list[Order], seen: dict, accounts: dict[str, dict], drain: float, rows: dict[str, list[Any]], out_of_order: list[str],
+    outcomes: dict, awaiting_operator: list[str],
 ) -> list[tuple[str, str, bool]]:
     placed = [o for o in orders if o.order_id]
     ended = [o for o in placed if o.final]
@@ -398,13 +478,28 @@ def verdicts(
         ("orders ended COMPLETED or CANCELLED", f"{len(ended)} of {len(placed)}", len(ended) == len(placed)),
         ("orders with the wrong outcome", str(len(wrong)), not wrong),
         ("charges per COMPLETED order: exactly 1", "all" if not bad_charges else f"{len(bad_charges)} wrong, e.g. {bad_charges[:3]}", not bad_charges),
-        ("charged CANCELLED orders refunded in full, once", f"{len(charged_cancelled) - len(bad_refunds)} of {len(charged_cancelled)}", not bad_refunds),
+        (
+            "charged CANCELLED orders refunded in full, once (or COMPENSATION_FAILED, alerted, for an operator)",
+            f"{len(charged_cancelled) - len(bad_refunds)} of {len(charged_cancelled)} refunded, {len(awaiting_operator)} awaiting an operator",
+            not set(bad_refunds) - set(awaiting_operator),
+        ),
         ("stock per sku = start - units of COMPLETED orders", "all" if not stock_off else f"off: {stock_off}", not stock_off),
         ("points per customer: balance = history, points only for COMPLETED", "all" if not points_off else "; ".join(points_off[:3]), not points_off),
         ("dead letters (all of them poison)", f"{len(seen['dead_letters'])} ({len(real_letters)} real events)", not real_letters),
         ("healthy orders compensated (cancelled for a saga timeout)", str(len(timed_out)) + (f", e.g. {timed_out[:3]}" if timed_out else ""), not timed_out),
         ("one order's events on Kafka in the order written", "all" if not out_of_order else f"{len(out_of_order)} crossed, e.g. {out_of_order[:3]}", not out_of_order),
         ("outbox rows set aside (every fault here passes)", str(sum(set_aside.values())) + (f" {set_aside}" if set_aside else ""), not set_aside),
+        *(
+            [("refunds refused for good: each COMPENSATION_FAILED, then retried by the operator",
+              "{} sagas, {} retries".format(*outcomes["refunds refused for good"]),
+              outcomes["refunds refused for good"][0] == outcomes["refunds refused for good"][1])]
+            if "refunds refused for good" in outcomes else []
+        ),
+        *(
+            [("SagaWatch running again after its run was terminated",
+              f"after {back:.0f} s" if (back := outcomes["saga watch back after"]) is not None else "no", back is not None)]
+            if "saga watch back after" in outcomes else []
+        ),
         ("time to drain after the chaos", f"{drain:.0f} s", True),
     ]
 
@@ -420,6 +515,7 @@ async def main_async(args: argparse.Namespace) -> int:
     schedule = args.schedule.split(",")
     log: list[str] = []
     orders: list[Order] = []
+    outcomes: dict[str, Any] = {}
     try:
         async with httpx.AsyncClient(base_url=GATEWAY, timeout=30) as client:
             for sku in SKUS:
@@ -427,7 +523,7 @@ async def main_async(args: argparse.Namespace) -> int:
             stop = asyncio.Event()
             load = asyncio.create_task(offer(client, orders, args.rate, stop))
             say(f"orders at {args.rate}/s; chaos: {', '.join(schedule)} (held {args.hold:.0f} s, {args.between:.0f} s apart)")
-            await chaos(stack, schedule, args.hold, args.between, log)
+            await chaos(stack, client, schedule, args.hold, args.between, log, outcomes)
             await asyncio.sleep(args.between)
             stop.set()
             await load
@@ -443,10 +539,12 @@ async def main_async(args: argparse.Namespace) -> int:
             accounts = await settled(loyalty_accounts, lambda accounts: points_amiss(orders, accounts))
             rows = await outboxes(data)
             out_of_order = await crossed(rows)
+            # A refund refused for good waits for an operator: alerted (PaymentRefundFailed), not lost.
+            awaiting_operator = [saga["order_id"] for saga in await sagas(client, "COMPENSATION_FAILED")]
     finally:
         if not args.keep and not args.use_running:
             subprocess.run([*STACK, "down", "--data-dir", str(data)], env=stack.env, stdout=subprocess.DEVNULL)
-    table = verdicts(orders, seen, accounts, drain, rows, out_of_order)
+    table = verdicts(orders, seen, accounts, drain, rows, out_of_order, outcomes, awaiting_operator)
     print("\n| invariant | measured | holds |\n|---|---|---|")
     for what, measured, holds in table:
         print(f"| {what} | {measured} | {'yes' if holds else '**NO**'} |")
@@ -456,8 +554,11 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0 if all(holds for _, _, holds in table) else 1
 
 
-FULL = "order,bus,relay,payment-2,fulfillment,kafka,loyalty-2,monitor,temporal:20,order-2,cardpay,payment,bus,relay,fulfillment-2,loyalty,monitor-2"
-SHORT = "order,bus,relay,kafka,payment-2,temporal"
+FULL = (
+    "order,bus,relay,payment-2,fulfillment,kafka,loyalty-2,monitor,sagawatch,temporal:20,order-2,cardpay,payment,bus,relay,"
+    "cardpay-outage:60,refunds-refused,fulfillment-2,loyalty,monitor-2"
+)
+SHORT = "order,bus,relay,kafka,payment-2,sagawatch,temporal"
 
 
 def main() -> None:

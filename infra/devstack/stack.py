@@ -20,6 +20,7 @@ data dir:
     temporal/        temporal.db (SQLite)
     logs/NAME.log    stdout and stderr of each component
     run/NAME.pid     process id of each running component (also its process group id)
+    run/service-keys/CALLER.key, .pub   the gateway's and payment's service-token keys (ADR 12)
 
 Only the Python standard library is used, so this runs before any dependency is installed.
 """
@@ -27,9 +28,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import re
-import secrets
 import signal
 import socket
 import string
@@ -72,6 +73,10 @@ SERVICES = [
 # group's partitions between them, Temporal their task queue's tasks.
 REPLICATED = {"order", "payment", "fulfillment", "loyalty", "monitor"}
 REPLICA_PORT_STEP = 10
+
+# The services that call others, each signing its calls with a key of its own (ADR 12): the
+# gateway calls the contexts, payment the simulated payment gateways.
+SERVICE_CALLERS = ("gateway", "payment")
 
 # Seconds each component gets to become ready (raise it on a slow machine).
 READY_TIMEOUT = float(os.environ.get("STACK_READY_TIMEOUT", "60"))
@@ -311,9 +316,15 @@ def environment(data: Path, component: Component) -> dict[str, str]:
         env[f"{name.upper().replace('-', '_')}_SERVICE_URL"] = ",".join(urls)
     if component.name in {name for name, _, _ in instances}:
         env["HTTP_PORT"] = str(component.ports[0])
-    # The secret the services sign and check each other's calls with (ADR 12): made for this data
-    # dir on its first start, never a default anyone else knows.
-    env.setdefault("SERVICE_TOKEN_SECRET", service_token_secret(data))
+    # Calls between the services are signed (ADR 12): the gateway's and payment's each with a key
+    # of its own, made for this data dir on its first start, never a default anyone else knows.
+    # Every process is told the callers' public keys, which sign nothing; only the caller itself
+    # gets its signing key (never one inherited from the launcher's environment).
+    keys = {caller: service_key_pair(data, caller) for caller in SERVICE_CALLERS}
+    env["SERVICE_CALLER_KEYS"] = json.dumps({caller: public for caller, (_, public) in keys.items()})
+    env.pop("SERVICE_SIGNING_KEY", None)
+    if service_of(component.name) in keys:
+        env["SERVICE_SIGNING_KEY"] = keys[service_of(component.name)][0]
     # The local stack's API keys, known to the README's curl examples and the tests; the
     # gateway itself has none unless they are given (compose and any deployment set their own).
     env.setdefault("CONCERTO_API_KEY", "dev-key")
@@ -321,13 +332,20 @@ def environment(data: Path, component: Component) -> dict[str, str]:
     return env
 
 
-def service_token_secret(data: Path) -> str:
-    path = data / "run" / "service-token-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+def service_key_pair(data: Path, caller: str) -> tuple[str, str]:
+    """`caller`'s signing key (run/service-keys/CALLER.key, mode 0600) and public key (.pub)."""
+    private, public = data / "run" / "service-keys" / f"{caller}.key", data / "run" / "service-keys" / f"{caller}.pub"
+    if not private.exists():
+        # Through the workspace's cryptography: starting the services needs the venv anyway, and
+        # `down` and `status`, which never come here, stay standard-library only.
+        from concerto_runtime.service_tokens import new_key_pair
+
+        made = new_key_pair()
+        private.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(made[0])
+        public.write_text(made[1])
+    return private.read_text().strip(), public.read_text().strip()
 
 
 # --- Processes ------------------------------------------------------------------------------

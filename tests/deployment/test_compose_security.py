@@ -18,7 +18,7 @@ SERVICES = COMPOSE["services"]
 # Prometheus (read-only: no admin API, no lifecycle endpoints) are the metrics' UIs, as Jaeger is
 # the traces': a demo user opens them (http://localhost:3000, http://localhost:9090).
 PUBLISHED = {"gateway", "dev-issuer", "temporal-ui", "jaeger", "grafana", "prometheus"}
-SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY")
+SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY|SIGNING_KEY")
 REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?[^}]+\}$")  # no value: compose refuses to start
 OPTIONAL_EMPTY = re.compile(r"^\$\{(?P<name>[A-Z_]+):-\}$")  # empty unless given (the API keys: off)
 
@@ -43,12 +43,30 @@ def test_no_secret_has_a_value_in_the_repository():
                 assert REQUIRED.match(password), f"{name}: {variable} carries a literal password"
 
 
-def test_every_service_that_checks_service_tokens_has_the_secret():
+def test_each_caller_signs_with_a_key_of_its_own_and_the_others_hold_public_keys():
+    """ADR 12: holding one service's credential does not let it act as another. The gateway and
+    payment each sign with their own key; every service that checks tokens has the public keys."""
     python_services = [name for name, service in SERVICES.items() if service.get("image") == "concerto:local"]
     assert {"order", "payment", "fulfillment", "loyalty", "monitor", "gateway", "cardpay", "paynext"} <= set(python_services)
+    signing_keys = {name: environment(SERVICES[name]).get("SERVICE_SIGNING_KEY") for name in python_services}
+    assert {name for name, key in signing_keys.items() if key} == {"gateway", "payment"}, "only the callers sign"
+    own = {name: REQUIRED.match(signing_keys[name])["name"] for name in ("gateway", "payment")}
+    assert own == {"gateway": "GATEWAY_SIGNING_KEY", "payment": "PAYMENT_SIGNING_KEY"}
     for name in python_services:
+        if name not in ("dev-issuer", "gateway"):
+            caller_keys = environment(SERVICES[name]).get("SERVICE_CALLER_KEYS", "")
+            assert "${GATEWAY_PUBLIC_KEY:?" in caller_keys and "${PAYMENT_PUBLIC_KEY:?" in caller_keys, f"{name} would trust no one"
+            assert "SIGNING_KEY" not in caller_keys
+
+
+def test_the_development_issuer_runs_only_in_the_demo_profile():
+    """Its one shared password signs anyone in, `operator` included: never in a plain `docker
+    compose up`, and nothing there waits for it."""
+    assert SERVICES["dev-issuer"].get("profiles") == ["demo"]
+    for name, service in SERVICES.items():
         if name != "dev-issuer":
-            assert "SERVICE_TOKEN_SECRET" in environment(SERVICES[name]), f"{name} would trust no one, or could not sign"
+            assert not service.get("profiles"), f"{name} is in a profile: the default stack would lack it"
+            assert "dev-issuer" not in (service.get("depends_on") or {}), f"{name} waits for the demo profile's issuer"
 
 
 def test_make_compose_env_writes_every_secret_compose_requires(tmp_path):

@@ -59,8 +59,10 @@ USED_ONLY_BY = {
     # The simulated payment gateways and the dev issuer use neither Kafka nor Temporal.
     "KAFKA_BOOTSTRAP_SERVERS": CONTEXTS | {"gateway"},
     "TEMPORAL_ADDRESS": CONTEXTS | {"gateway"},
-    # The dev issuer signs customers' tokens with keys of its own, and takes no service's call.
-    "SERVICE_TOKEN_SECRET": CONTEXTS | {"gateway", "cardpay", "paynext"},
+    # The dev issuer signs customers' tokens with keys of its own, and takes no service's call;
+    # the gateway checks no service token. Only the callers sign (ADR 12).
+    "SERVICE_CALLER_KEYS": CONTEXTS | {"cardpay", "paynext"},
+    "SERVICE_SIGNING_KEY": {"gateway", "payment"},
     # The trusted partners' keys: checked at the edge only.
     "CONCERTO_API_KEY": {"gateway"},
     "CONCERTO_ADMIN_API_KEY": {"gateway"},
@@ -161,7 +163,7 @@ def test_docker_compose_yml_is_valid_once_interpolated():
     # Dummy values for the secrets compose requires (what `make compose-env` writes); the rest
     # (REPLICAS, the optional API keys) take their defaults, as on a plain `docker compose up`.
     env = {name: f"dummy-{name.lower()}" for name in required_variables()}
-    assert {"SERVICE_TOKEN_SECRET", "CONCERTO_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= set(env)
+    assert {"GATEWAY_SIGNING_KEY", "PAYMENT_PUBLIC_KEY", "CONCERTO_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= set(env)
     document = interpolate(COMPOSE, env)
     assert not validation_errors(document)
     assert document["services"]["order"]["deploy"]["replicas"] == "1"

@@ -140,6 +140,8 @@ async def test_console_follows_a_demo_order_to_completed_and_links_its_temporal_
     # The other panels answered too (no error shown), and the page is worth projecting.
     await expect(page.get_by_test_id("gateways").locator("tr")).to_have_count(len(api.PAYMENT_GATEWAYS))
     await expect(page.get_by_test_id("consumers").locator("tr[data-context]")).to_have_count(5)
+    # Orders the starter could not start, from the order context: none on a healthy stack.
+    await expect(page.get_by_test_id("not-started-card")).to_contain_text("None: every accepted order started", timeout=PAGE_DEADLINE_MS)
     # The key figures, from the services' /metrics: the order above is among those placed.
     figures = page.get_by_test_id("figures")
     await expect(figures.locator('[data-figure="Orders placed"] dd').first).not_to_have_text("0", timeout=PAGE_DEADLINE_MS)

@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from concerto_runtime.service_tokens import HEADER, service_token
+from concerto_runtime.service_tokens import HEADER, new_key_pair, service_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -202,7 +203,7 @@ async def test_api5_customers_and_partners_reach_no_admin_operation(api, anonymo
 
 
 async def test_api5_the_services_and_the_simulators_refuse_callers_without_a_token():
-    forged = service_token("not-the-stacks-secret-0123456789abcdef", "gateway", "order")
+    forged = service_token(new_key_pair()[0], "gateway", "order")  # a key that is not the gateway's
     async with httpx.AsyncClient(timeout=10) as client:
         calls = [
             await client.get(f"{INTERNAL['order']}/orders/anything"),
@@ -210,9 +211,47 @@ async def test_api5_the_services_and_the_simulators_refuse_callers_without_a_tok
             await client.put(f"{INTERNAL['payment']}/payment-gateways/cardpay/faults", json={"outage": True}),
             await client.put(f"{INTERNAL['fulfillment']}/inventory/CON-ROSIN", json={"quantity": 0}),
             await client.put(f"{CARDPAY}/_admin/faults", json={"outage": True}),
-            await client.get(f"{CARDPAY}/_admin/ledger", headers={HEADER: service_token("a-guessed-secret-0123456789abcdef0123", "payment", "cardpay")}),
+            await client.get(f"{CARDPAY}/_admin/ledger", headers={HEADER: service_token(new_key_pair()[0], "payment", "cardpay")}),
         ]
     assert [call.status_code for call in calls] == [401] * 6, [(str(c.request.url), c.status_code) for c in calls]
+
+
+@pytest.mark.skipif(not STACK_DATA_DIR, reason="STACK_DATA_DIR is not set: the stack's keys are not known (make test sets it)")
+async def test_api5_the_payment_services_key_cannot_pose_as_the_gateway():
+    """Each caller signs with a key of its own (ADR 12). The payment service's key, the one
+    credential the payment simulators trust, signs as payment only: claiming to be the gateway,
+    the order and payment services refuse it (401), and as itself the order service does not take
+    its call (403). The simulators hold public keys, which sign nothing (an HMAC keyed with one
+    is refused). Only the gateway's own key is answered."""
+    keys = Path(STACK_DATA_DIR) / "run" / "service-keys"
+    payment_key, payment_public = (keys / "payment.key").read_text().strip(), (keys / "payment.pub").read_text().strip()
+    gateway_key = (keys / "gateway.key").read_text().strip()
+    now = int(time.time())
+
+    def posing_as_the_gateway(audience: str) -> str:
+        return service_token(payment_key, "gateway", audience)
+
+    def hmac_keyed_with_the_public_key(audience: str) -> str:
+        claims = {"iss": "gateway", "aud": audience, "iat": now, "exp": now + 60}
+        signing_input = f"{encoded({'alg': 'HS256', 'typ': 'JWT'})}.{encoded(claims)}"
+        signature = hmac.new(payment_public.encode(), signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        refused = {
+            what: (await client.get(url, headers={HEADER: token})).status_code
+            for what, url, token in (
+                ("order, payment's key as the gateway", f"{INTERNAL['order']}/orders/anything", posing_as_the_gateway("order")),
+                ("payment, payment's key as the gateway", f"{INTERNAL['payment']}/payment-gateways", posing_as_the_gateway("payment")),
+                ("order, an HMAC keyed with a public key", f"{INTERNAL['order']}/orders/anything", hmac_keyed_with_the_public_key("order")),
+            )
+        }
+        as_itself = await client.get(f"{INTERNAL['order']}/orders/anything", headers={HEADER: service_token(payment_key, "payment", "order")})
+        the_gateway = await client.get(f"{INTERNAL['payment']}/payment-gateways", headers={HEADER: service_token(gateway_key, "gateway", "payment")})
+
+    assert refused == dict.fromkeys(refused, 401), refused
+    assert as_itself.status_code == 403, as_itself.text
+    assert the_gateway.status_code == 200, the_gateway.text
 
 
 # --- API6: unrestricted access to sensitive business flows ----------------------------------

@@ -62,6 +62,10 @@ def _samples() -> dict[type[DomainEvent], DomainEvent]:
         events.PaymentRefunded(
             order_id=ORDER_ID, payment_id="pay-1", refund_id="ref-1", customer_id=CUSTOMER_ID, amount=Decimal("52.66"), reason="oos", **money
         ),
+        events.PaymentRefundFailed(
+            order_id=ORDER_ID, payment_id="pay-1", customer_id=CUSTOMER_ID, amount=Decimal("52.66"), gateway="cardpay",
+            reason="cardpay answered HTTP 400", **money
+        ),
         events.InventoryReserved(order_id=ORDER_ID, warehouse="AMS-1", items=[item]),
         events.InventoryUnavailable(order_id=ORDER_ID, customer_id=CUSTOMER_ID, unavailable_skus=["CON-BATON"], payment_id="pay-1"),
         events.ShipmentScheduled(order_id=ORDER_ID, shipment_id="shp-1", warehouse="AMS-1", carrier="DHL", tracking_number="TRK1"),

@@ -1,18 +1,22 @@
 """The console's sign-in: the gateway relays a user name and password to the identity provider
 (here the real development issuer, on a local port) and hands the page the access token, which
-the gateway then accepts like any client's. A wrong password is a 401 that spends the client
-address's failed-credential budget (the one wrong keys and tokens spend): once it is spent, no
-password reaches the provider, the right one included. A provider out of reach, or answering
-without a token, is a 502."""
+the gateway then accepts like any client's. Every sign-in spends one of the client address's
+failed-credential budget (the one wrong keys and tokens spend) before the provider is asked, so
+a burst gets no more guesses than the budget; a wrong password is a 401; once the budget is
+spent, no password reaches the provider, the right one included. A provider out of reach, or
+answering without a token, is a 502."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
 import httpx
 import pytest
+from fastapi import Form
 from fastapi.responses import JSONResponse
 
 from concerto_dev_issuer.app import IssuerSettings, create_app as create_issuer, signing_key
@@ -21,6 +25,7 @@ from concerto_gateway.settings import GatewaySettings
 from concerto_runtime.testing import local_server
 
 PROBLEM_JSON = "application/problem+json"
+GUESSES: list[str] = []  # the passwords that reached the counting provider
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +47,11 @@ async def issuer_url(tmp_path_factory) -> AsyncIterator[str]:
     @app.post("/no-token")
     async def no_token() -> dict:
         return {"token_type": "Bearer"}
+
+    @app.post("/counting-token")  # refuses every password, and counts them
+    async def counting(password: Annotated[str, Form()]) -> JSONResponse:
+        GUESSES.append(password)
+        return JSONResponse({"error": "invalid_grant", "error_description": "wrong password"}, status_code=400)
 
     @app.post("/refuses-with-403")  # as Auth0 answers a wrong password
     async def refuses() -> JSONResponse:
@@ -89,16 +99,28 @@ async def test_the_operators_token_opens_the_admin_api(issuer_url):
 
 
 async def test_a_wrong_password_is_401_and_repeated_ones_are_429_even_for_the_right_password(issuer_url):
-    async with gateway(issuer_url, failed_auth_rate_limit="2/minute") as client:
-        signed_in = [await sign_in(client, "operator", "demo") for _ in range(3)]  # successes spend nothing
-        wrong = [await sign_in(client, "operator", "not-the-password") for _ in range(3)]
+    async with gateway(issuer_url, failed_auth_rate_limit="4/minute") as client:
+        signed_in = await sign_in(client, "operator", "demo")  # a right guess spends one too
+        wrong = [await sign_in(client, "operator", "not-the-password") for _ in range(4)]
         right = await sign_in(client, "operator", "demo")
 
-    assert [a.status_code for a in signed_in] == [200, 200, 200]
-    assert [a.status_code for a in wrong] == [401, 401, 429]
+    assert signed_in.status_code == 200
+    assert [a.status_code for a in wrong] == [401, 401, 401, 429]
     assert wrong[0].headers["content-type"] == PROBLEM_JSON and wrong[0].json()["status"] == 401
-    assert wrong[2].headers["content-type"] == PROBLEM_JSON and int(wrong[2].headers["Retry-After"]) >= 1
+    assert wrong[3].headers["content-type"] == PROBLEM_JSON and int(wrong[3].headers["Retry-After"]) >= 1
     assert right.status_code == 429, "once the failures are spent, a right guess must look like a wrong one"
+
+
+async def test_a_burst_of_parallel_sign_ins_gets_no_more_guesses_than_the_budget(issuer_url):
+    """Fifty tries at once: the budget is spent before the provider is asked, in one step, so
+    at most the budget's five passwords reach it and the other 45 are 429s."""
+    GUESSES.clear()
+    async with gateway(issuer_url, failed_auth_rate_limit="5/minute", oauth_token_url=f"{issuer_url}/counting-token") as client:
+        answers = await asyncio.gather(*(sign_in(client, "operator", f"guess-{n}") for n in range(50)))
+
+    assert len(GUESSES) <= 5, f"{len(GUESSES)} passwords reached the provider"
+    assert sorted(a.status_code for a in answers) == [401] * len(GUESSES) + [429] * (50 - len(GUESSES))
+    assert all(a.headers["content-type"] == PROBLEM_JSON for a in answers)
 
 
 async def test_wrong_credentials_on_the_api_spend_the_same_budget_as_wrong_passwords(issuer_url):

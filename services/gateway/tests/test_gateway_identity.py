@@ -15,14 +15,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from concerto_gateway.app import create_app
 from concerto_gateway.settings import GatewaySettings
-from concerto_runtime.service_tokens import HEADER, caller_of
-from concerto_runtime.testing import local_server
+from concerto_runtime.service_tokens import HEADER, caller_of, new_key_pair
+from concerto_runtime.testing import eventually, local_server
 
 ISSUER, AUDIENCE = "http://issuer.test", "concerto-api"
-SERVICE_SECRET = "the-services-secret-0123456789abcdef"
+GATEWAY_KEY, GATEWAY_PUBLIC_KEY = new_key_pair()  # the gateway's service-token key (ADR 12)
 PARTNER = {"X-API-Key": "partner-key"}
 ORDERS = {"ord-a": "cust-a", "ord-b": "cust-b"}
 
@@ -35,10 +36,17 @@ class Issuer:
         public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key())) | {"kid": "k1", "use": "sig", "alg": "RS256"}
         self.jwks = {"keys": [public]}
 
-    def token(self, sub: str, *, roles=("customer",), audience=AUDIENCE, issuer=ISSUER, expires_in=300, key=None) -> dict:
+    def token(self, sub: str, *, roles=("customer",), audience=AUDIENCE, issuer=ISSUER, expires_in=300, key=None, kid="k1") -> dict:
         now = int(time.time())
-        claims = {"iss": issuer, "aud": audience, "sub": sub, "iat": now, "exp": now + expires_in, "roles": list(roles)}
-        return {"Authorization": f"Bearer {jwt.encode(claims, key or self.key, algorithm='RS256', headers={'kid': 'k1'})}"}
+        claims = {"iss": issuer, "aud": audience, "sub": sub, "iat": now, "exp": now + expires_in, "roles": roles}  # a tuple: a JSON array
+        return {"Authorization": f"Bearer {jwt.encode(claims, key or self.key, algorithm='RS256', headers={'kid': kid})}"}
+
+    def add_key(self, kid: str) -> tuple[rsa.RSAPrivateKey, dict]:
+        """Another signing key, published in the JWKS beside the first (a key rotation)."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())) | {"kid": kid, "use": "sig", "alg": "RS256"}
+        self.jwks["keys"].append(public)
+        return key, public
 
 
 @asynccontextmanager
@@ -54,7 +62,7 @@ async def contexts(issuer: Issuer) -> AsyncIterator[tuple[str, list[str]]]:
     @app.get("/orders/{order_id}")
     async def order(order_id: str, request: Request):
         # Every call the gateway makes says it is the gateway's (ADR 12).
-        assert caller_of(SERVICE_SECRET, request.headers[HEADER], "order") == "gateway"
+        assert caller_of(request.headers[HEADER], "order", {"gateway": GATEWAY_PUBLIC_KEY}) == "gateway"
         calls.append(f"GET /orders/{order_id}")
         return {"order_id": order_id, "customer_id": ORDERS[order_id], "status": "PENDING"}
 
@@ -89,7 +97,7 @@ async def gateway(issuer: Issuer, upstream: str, **overrides) -> AsyncIterator[h
             "api_key": "partner-key", "admin_api_key": "admin-key", "rate_limit": "1000/second",
             "oauth_issuer": ISSUER, "oauth_audience": AUDIENCE, "oauth_jwks_url": f"{upstream}/jwks.json",
             "order_url": upstream, "payment_url": upstream, "fulfillment_url": upstream, "loyalty_url": upstream,
-            "monitor_url": upstream, "upstream_timeout_seconds": 2.0, "service_token_secret": SERVICE_SECRET,
+            "monitor_url": upstream, "upstream_timeout_seconds": 2.0, "service_signing_key": GATEWAY_KEY,
         } | overrides
     )  # fmt: skip
     app = create_app(settings)
@@ -191,3 +199,69 @@ async def test_a_call_with_a_token_and_a_key_is_refused(issuer):
             for key in ({"X-API-Key": "wrong"}, {"X-API-Key": ""}, PARTNER)
         ]
     assert answers == [401, 401, 401]
+
+
+async def test_a_key_withdrawn_from_the_jwks_is_not_trusted_once_the_key_set_expires():
+    """The issuer withdraws a key (it leaked, say): once the cached key set is older than its
+    lifespan, the gateway fetches it again and refuses that key's tokens; the other key's pass."""
+    issuer = Issuer()  # its own: the key set changes
+    second, second_public = issuer.add_key("k2")
+    by_second = issuer.token("cust-a", key=second, kid="k2")
+    async with contexts(issuer) as (url, _), gateway(issuer, url, oauth_jwks_lifespan_seconds=0.5) as client:
+        trusted = await client.get("/api/v1/orders/ord-a", headers=by_second)
+        issuer.jwks["keys"].remove(second_public)
+
+        async def refused() -> bool:
+            return (await client.get("/api/v1/orders/ord-a", headers=by_second)).status_code == 401
+
+        await eventually(refused, timeout=10, interval=0.1, what="a token of the withdrawn key to be refused")
+        by_first = await client.get("/api/v1/orders/ord-a", headers=issuer.token("cust-a"))
+
+    assert trusted.status_code == 200
+    assert by_first.status_code == 200, "the key still in the set is still trusted"
+
+
+@pytest.mark.parametrize("roles", ["not-an-admin", "admin", {"admin": True}, ["admin", 1]], ids=["a string", "admin as a string", "an object", "not all strings"])
+async def test_a_token_whose_roles_are_not_a_list_of_names_is_401(issuer, roles):
+    """`"admin" in "not-an-admin"` is true: a roles claim that is not a list of strings makes no
+    operator, and no customer either."""
+    async with contexts(issuer) as (url, _), gateway(issuer, url) as client:
+        answer = await client.get("/api/v1/orders/ord-a", headers=issuer.token("mallory", roles=roles))
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_timeline_passes_only_for_an_order_the_order_context_proves_is_the_customers(issuer):
+    """The order context answers something other than 200 (a refusal of its own, a conflict, a
+    budget): the customer gets 404 and the monitor is never asked; its 503 (try again) is passed on."""
+    asked_the_monitor: list[str] = []
+    app = FastAPI()
+
+    @app.get("/jwks.json")
+    async def jwks():
+        return issuer.jwks
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: str):
+        if order_id == "ord-a":
+            return {"order_id": order_id, "customer_id": "cust-a", "status": "PENDING"}
+        status = int(order_id.removeprefix("ord-answers-"))
+        problem = {"type": "about:blank", "title": "Refused", "status": status, "detail": "the order context says no"}
+        return JSONResponse(problem, status_code=status, media_type="application/problem+json", headers={"Retry-After": "1"})
+
+    @app.get("/sagas/{order_id}/timeline")
+    async def timeline(order_id: str):
+        asked_the_monitor.append(order_id)
+        return {"order_id": order_id, "status": "RUNNING", "events": [], "expected": []}
+
+    alice = issuer.token("cust-a")
+    async with local_server(app) as url, gateway(issuer, url) as client:
+        refused = {status: await client.get(f"/api/v1/orders/ord-answers-{status}/timeline", headers=alice) for status in (400, 401, 403, 409, 429)}
+        unavailable = await client.get("/api/v1/orders/ord-answers-503/timeline", headers=alice)
+        own = await client.get("/api/v1/orders/ord-a/timeline", headers=alice)
+
+    for status, answer in refused.items():
+        assert (answer.status_code, answer.headers["content-type"]) == (404, "application/problem+json"), f"order context {status}: {answer.text}"
+    assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "1"
+    assert own.status_code == 200
+    assert asked_the_monitor == ["ord-a"], "the monitor is asked only for an order proved the customer's"

@@ -531,3 +531,39 @@ def test_monitor_two_timed_out_compensation_steps_do_not_flip_flop():
     saga.record("PaymentRefunded", at(10_002))
     assert saga.status == SagaStatus.COMPENSATING
     assert watched(saga) == ("points_reversal", at(10_002 + 35))
+
+
+# --- a compensation refused for good (issue 18) ------------------------------------------------
+
+
+def test_monitor_a_refund_refused_for_good_is_compensation_failed_until_recorded_by_hand():
+    """PaymentRefundFailed: the saga is COMPENSATION_FAILED at once (not after the refund's
+    deadline), still expects the refund, and says what the operator can do; the refund
+    recorded by hand (PaymentRefunded) moves it on, and it ends COMPENSATED."""
+    saga = saga_after(("OrderConfirmed", 0), ("PaymentCompleted", 10), ("PointsAwarded", 12), ("InventoryUnavailable", 20))
+    saga.record("OrderCancelled", at(30))
+    late = saga.record("PaymentRefundFailed", at(31))
+
+    assert not late
+    assert saga.status == SagaStatus.COMPENSATION_FAILED
+    assert saga.failed_step == "refund"
+    assert pending(saga) == {"refund": at(30 + 120)}
+    # The refund's deadline still fires once (an alert), and the saga stays the operator's.
+    overdue = saga.overdue(at(30 + 120))
+    assert overdue is not None and overdue.step.name == "refund"
+    actions = saga.suggested_actions(overdue, compensating=False)
+    assert any("refunded by hand" in action for action in actions)
+    saga.mark_timed_out("refund")
+    assert saga.status == SagaStatus.COMPENSATION_FAILED
+
+    saga.record("PaymentRefunded", at(400))
+    assert saga.status == SagaStatus.COMPENSATING
+    assert saga.failed_step is None
+    saga.record("PointsReversed", at(401))
+    assert saga.status == SagaStatus.COMPENSATED
+
+
+def test_monitor_only_the_refund_step_fails_with_payment_refund_failed():
+    failing = {step.name: step.fails_with for step in ORDER_SAGA.steps if step.fails_with}
+    assert failing == {"refund": ("PaymentRefundFailed",)}
+    assert all(step.compensation for step in ORDER_SAGA.steps if step.fails_with)

@@ -27,7 +27,7 @@ from concerto_psp_simulators import cardpay as cardpay_simulator
 from concerto_psp_simulators import paynext as paynext_simulator
 from concerto_runtime import Settings
 from concerto_runtime.database import create_engine, create_sessions, create_tables
-from concerto_runtime.service_tokens import SignedAs
+from concerto_runtime.service_tokens import SignedAs, new_key_pair
 from concerto_runtime.testing import eventually
 
 # The layer's HTTP timeout, and how long an injected timeout or dropped response hangs: longer,
@@ -44,7 +44,8 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-SIMULATOR_SECRET = "the-payment-tests-service-secret-0123456789"
+# The payment service's signing key; the simulators know its public key only (ADR 12).
+PAYMENT_KEY, PAYMENT_PUBLIC_KEY = new_key_pair()
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Simulator:
 
 @contextlib.asynccontextmanager
 async def serving(module: ModuleType, data_dir: Path) -> AsyncIterator[Simulator]:
-    app = module.create_app(Settings(data_dir=data_dir, service_token_secret=SIMULATOR_SECRET))
+    app = module.create_app(Settings(data_dir=data_dir, service_caller_keys={"payment": PAYMENT_PUBLIC_KEY}))
     server = _QuietServer(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
     )
@@ -101,7 +102,7 @@ async def serving(module: ModuleType, data_dir: Path) -> AsyncIterator[Simulator
     url = f"http://127.0.0.1:{port}"
     try:
         # Its admin routes answer the payment service's signed calls only (ADR 12).
-        async with httpx.AsyncClient(base_url=url, timeout=10, auth=SignedAs(SIMULATOR_SECRET, "payment", module.NAME)) as admin:
+        async with httpx.AsyncClient(base_url=url, timeout=10, auth=SignedAs(PAYMENT_KEY, "payment", module.NAME)) as admin:
             yield Simulator(module.NAME, url, admin)
     finally:
         server.should_exit = True

@@ -1,6 +1,6 @@
 """The payment service's gateway controls (faults, charges) reach the simulators' admin routes,
 which take only the payment service's calls signed for that simulator (ADR 12). With the wrong
-secret, or none, the simulator refuses, and payment answers a 502 problem that says so."""
+key, or none, the simulator refuses, and payment answers a 502 problem that says so."""
 
 from __future__ import annotations
 
@@ -16,15 +16,17 @@ from concerto_payment.api import gateways
 from concerto_payment.integration.layer import PaymentGateways
 from concerto_runtime import Settings, install_problem_handlers
 
-from .conftest import SIMULATOR_SECRET, Simulator
+from concerto_runtime.service_tokens import new_key_pair
+
+from .conftest import PAYMENT_KEY, Simulator
 
 
 @asynccontextmanager
-async def payment_controls(layer: PaymentGateways, secret: str | None) -> AsyncIterator[httpx.AsyncClient]:
-    """Payment's /payment-gateways routes over `layer`, signing with `secret` (None: no secret)."""
+async def payment_controls(layer: PaymentGateways, key: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    """Payment's /payment-gateways routes over `layer`, signing with `key` (None: no key)."""
     app = FastAPI()
     install_problem_handlers(app)
-    app.state.runtime = SimpleNamespace(settings=Settings(service_token_secret=secret), extras={"payment_gateways": layer})
+    app.state.runtime = SimpleNamespace(settings=Settings(service_signing_key=key), extras={"payment_gateways": layer})
     app.include_router(gateways.router)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payment.test") as client:
         yield client
@@ -32,7 +34,7 @@ async def payment_controls(layer: PaymentGateways, secret: str | None) -> AsyncI
 
 async def test_payment_signs_its_calls_for_each_simulator(psps: tuple[Simulator, Simulator], make_layer: Callable[..., PaymentGateways]):
     cardpay, paynext = psps
-    async with payment_controls(make_layer(), SIMULATOR_SECRET) as payment:
+    async with payment_controls(make_layer(), PAYMENT_KEY) as payment:
         set_faults = await payment.put("/payment-gateways/cardpay/faults", json={"outage": True})
         charges = await payment.get("/payment-gateways/paynext/charges")
 
@@ -42,10 +44,10 @@ async def test_payment_signs_its_calls_for_each_simulator(psps: tuple[Simulator,
     assert charges.json() == await paynext.ledger()
 
 
-@pytest.mark.parametrize("secret", ["not-the-simulators-secret-0123456789abcdef", None], ids=["another secret", "no secret"])
-async def test_a_simulator_refusing_payment_is_a_502(psps: tuple[Simulator, Simulator], make_layer: Callable[..., PaymentGateways], secret):
+@pytest.mark.parametrize("key", [new_key_pair()[0], None], ids=["another key", "no key"])
+async def test_a_simulator_refusing_payment_is_a_502(psps: tuple[Simulator, Simulator], make_layer: Callable[..., PaymentGateways], key):
     cardpay, _ = psps
-    async with payment_controls(make_layer(), secret) as payment:
+    async with payment_controls(make_layer(), key) as payment:
         refused = await payment.put("/payment-gateways/cardpay/faults", json={"outage": True})
 
     assert refused.status_code == 502, refused.text

@@ -11,21 +11,34 @@ already running fails here. Record them again only when the change is safe:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from concerto_contracts.values import CustomerSnapshot, LineItem, MaskedCard, OrderSnapshot, ShippingAddress, Totals
-from concerto_payment.workflows.inputs import ChargeResult, CollectPayment, PaymentResult, RefundPayment
+from concerto_payment.workflows.inputs import (
+    NOT_FOUND,
+    REFUNDED,
+    REFUSED,
+    RELEASED,
+    ChargeResult,
+    CollectPayment,
+    PaymentResult,
+    RefundDecided,
+    RefundDecision,
+    RefundPayment,
+)
 from concerto_payment.workflows.payment_workflow import PaymentWorkflow, RefundWorkflow
 from concerto_runtime.temporal import create_worker
-from concerto_runtime.testing import Executions, assert_kept_histories, assert_replays, keep_history, time_skipping_environment
+from concerto_runtime.testing import Executions, assert_kept_histories, assert_replays, eventually, keep_history, time_skipping_environment
 
 HISTORIES = Path(__file__).parent / "histories"
 CARD = MaskedCard(brand="visa", last4="4242")
@@ -68,9 +81,14 @@ class Recorder:
     `charge` and `refund` are called with the attempt number and return the charge result, or
     raise."""
 
-    def __init__(self, charge: Callable[[int], ChargeResult] = lambda _: APPROVED, refund: Callable[[int], None] = lambda _: None) -> None:
+    def __init__(
+        self,
+        charge: Callable[[int], ChargeResult] = lambda _: APPROVED,
+        refund: Callable[[int], str | None] = lambda _: None,
+        release: Callable[[int], str | None] = lambda _: None,
+    ) -> None:
         self.calls: list[tuple[str, object, int]] = []
-        self._charge, self._refund = charge, refund
+        self._charge, self._refund, self._release = charge, refund, release
 
     def activities(self) -> list:
         calls = self.calls
@@ -89,16 +107,23 @@ class Recorder:
             calls.append(("record_payment", result, activity.info().attempt))
 
         @activity.defn(name="release_unclaimed_charge")
-        async def release_unclaimed_charge(request: CollectPayment) -> None:
+        async def release_unclaimed_charge(request: CollectPayment) -> str | None:
             calls.append(("release_unclaimed_charge", request, activity.info().attempt))
+            return self._release(len(self.args("release_unclaimed_charge")))
 
         @activity.defn(name="refund_payment")
-        async def refund_payment(refund: RefundPayment) -> None:
+        async def refund_payment(refund: RefundPayment) -> str | None:
             attempt = activity.info().attempt
             calls.append(("refund_payment", refund, attempt))
-            self._refund(attempt)
+            return self._refund(attempt) if refund.retry == 0 else self._refund(-refund.retry)
 
-        return [charge_card, record_payment, release_unclaimed_charge, refund_payment]
+        @activity.defn(name="record_refund_decision")
+        async def record_refund_decision(decided: RefundDecided) -> None:
+            if not executions.first():
+                return
+            calls.append(("record_refund_decision", decided, activity.info().attempt))
+
+        return [charge_card, record_payment, release_unclaimed_charge, refund_payment, record_refund_decision]
 
     @property
     def names(self) -> list[str]:
@@ -270,11 +295,132 @@ async def test_payment_workflow_refund_retries_while_the_payment_settles(env):
     assert recorder.args("refund_payment") == [refund] * 3
 
 
+# --- a refund refused for good: the operator decides (issue 18) --------------------------------
+
+
+def decision(action: str, operator: str = "operator") -> RefundDecision:
+    return RefundDecision(
+        decision_id=str(uuid.uuid4()), action=action, operator=operator, reason=f"{action}: ticket OPS-7",
+        decided_at=datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc),
+    )
+
+
+async def wait_for_calls(recorder: Recorder, name: str, count: int) -> None:
+    async def called() -> bool:
+        return len(recorder.args(name)) >= count
+
+    await eventually(called, timeout=30, interval=0.05, what=f"{count} call(s) of {name}")
+
+
+async def test_payment_workflow_refused_refund_waits_for_an_operator_then_retries_then_is_recorded_by_hand(env):
+    """The gateway refuses the refund for good: the workflow does not retry on its own, it waits
+    for an operator. A retry goes to the gateway again (retry 1, a key of its own); refused
+    again, the refund recorded by hand ends the workflow, each decision recorded."""
+    refund = refund_payment()
+    recorder = Recorder(refund=lambda attempt: REFUSED)  # the first refund and the retry: refused
+    task_queue = f"payment-test-{uuid.uuid4().hex[:8]}"
+    async with create_worker(env.client, task_queue, [PaymentWorkflow, RefundWorkflow], recorder.activities()):
+        handle = await env.client.start_workflow(RefundWorkflow.run, refund, id=f"refund-{refund.payment_id}", task_queue=task_queue)
+        await wait_for_calls(recorder, "refund_payment", 1)
+        retry = decision("retry")
+        await handle.execute_update(RefundWorkflow.decide, retry)
+        await wait_for_calls(recorder, "refund_payment", 2)
+        by_hand = decision("refunded_by_hand", operator="ops-lead")
+        await handle.execute_update(RefundWorkflow.decide, by_hand)
+        await handle.result()
+
+    assert recorder.names == ["refund_payment", "record_refund_decision", "refund_payment", "record_refund_decision"]
+    assert recorder.attempts("refund_payment") == [1, 1]  # a refusal is an answer: never retried by Temporal
+    assert [r.retry for r in recorder.args("refund_payment")] == [0, 1]
+    assert [d.decision for d in recorder.args("record_refund_decision")] == [retry, by_hand]
+    assert all(d.refund.payment_id == refund.payment_id for d in recorder.args("record_refund_decision"))
+    await keep_history(handle, HISTORIES / "payment_refund_decided.json")
+
+
+async def test_payment_workflow_refused_refund_retried_by_an_operator_completes_when_the_gateway_takes_it(env):
+    refund = refund_payment()
+    recorder = Recorder(refund=lambda attempt: REFUSED if attempt > 0 else REFUNDED)  # retries pass -retry
+    task_queue = f"payment-test-{uuid.uuid4().hex[:8]}"
+    async with create_worker(env.client, task_queue, [PaymentWorkflow, RefundWorkflow], recorder.activities()):
+        handle = await env.client.start_workflow(RefundWorkflow.run, refund, id=f"refund-{refund.payment_id}", task_queue=task_queue)
+        await wait_for_calls(recorder, "refund_payment", 1)
+        await handle.execute_update(RefundWorkflow.decide, decision("retry"))
+        await handle.result()
+
+    assert recorder.names == ["refund_payment", "record_refund_decision", "refund_payment"]
+
+
+async def test_payment_workflow_a_decision_is_refused_while_none_is_awaited(env):
+    """An operator's decision on a refund that was not refused (or whose decision is being
+    carried out) is refused by the workflow: nothing is recorded, nothing done."""
+    refund = refund_payment()
+    release = asyncio.Event()
+
+    async def slow_refund(attempt: int):
+        await release.wait()
+        return REFUNDED
+
+    recorder = Recorder()
+    task_queue = f"payment-test-{uuid.uuid4().hex[:8]}"
+    activities = recorder.activities()
+
+    @activity.defn(name="refund_payment")
+    async def refund_payment_activity(request: RefundPayment) -> str:
+        recorder.calls.append(("refund_payment", request, activity.info().attempt))
+        return await slow_refund(activity.info().attempt)
+
+    activities = [a for a in activities if a.__name__ != "refund_payment"] + [refund_payment_activity]
+    async with create_worker(env.client, task_queue, [PaymentWorkflow, RefundWorkflow], activities):
+        handle = await env.client.start_workflow(RefundWorkflow.run, refund, id=f"refund-{refund.payment_id}", task_queue=task_queue)
+        await wait_for_calls(recorder, "refund_payment", 1)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(RefundWorkflow.decide, decision("refunded_by_hand"))
+        release.set()
+        await handle.result()
+
+    assert "record_refund_decision" not in recorder.names
+
+
+# --- a charge that lands after the payment gave up (issue 18) ----------------------------------
+
+
+async def test_payment_workflow_looks_for_a_late_charge_until_found_and_released(env):
+    """The last attempt was in flight at the deadline: its charge turns up at the gateway later.
+    release_unclaimed_charge is called again, a timer apart, until it finds and releases it."""
+
+    def no_gateway(_: int) -> ChargeResult:
+        raise RuntimeError("no gateway available")
+
+    request = collect_payment(deadline_seconds=30, answer_window_seconds=600)
+    recorder = Recorder(charge=no_gateway, release=lambda call: NOT_FOUND if call < 3 else RELEASED)
+
+    result = await run_payment(env.client, recorder, request)
+
+    assert result.charge.decline_reason == "unavailable"
+    assert recorder.args("release_unclaimed_charge") == [request] * 3
+    assert recorder.attempts("release_unclaimed_charge") == [1, 1, 1]  # looked again by the workflow's timer
+    await keep_history(payment_handle(env.client, request), HISTORIES / "payment_late_charge_released.json")
+
+
+async def test_payment_workflow_stops_looking_for_a_late_charge_once_the_answer_window_has_passed(env):
+    def no_gateway(_: int) -> ChargeResult:
+        raise RuntimeError("no gateway available")
+
+    request = collect_payment(deadline_seconds=30, answer_window_seconds=100)
+    recorder = Recorder(charge=no_gateway, release=lambda call: NOT_FOUND)
+
+    await run_payment(env.client, recorder, request)  # the test server skips the window
+
+    looks = len(recorder.args("release_unclaimed_charge"))
+    # Every 10 s (a tenth of the window) from the first look, and a last look at its end.
+    assert 10 <= looks <= 12
+
+
 # --- determinism -----------------------------------------------------------------------------
 
 # The branches PaymentWorkflow can take, and RefundWorkflow's (refunded), each with its history
 # kept by the test that takes it.
-BRANCHES = ["approved", "declined", "unavailable", "cancelled", "refunded"]
+BRANCHES = ["approved", "declined", "unavailable", "cancelled", "refunded", "refund_decided", "late_charge_released"]
 
 
 def test_payment_workflow_keeps_a_history_of_every_branch():

@@ -13,19 +13,20 @@ import pytest
 
 from concerto_psp_simulators import cardpay, paynext
 from concerto_runtime import Settings
-from concerto_runtime.service_tokens import SignedAs
+from concerto_runtime.service_tokens import SignedAs, new_key_pair
 
-SECRET = "the-simulators-test-secret-0123456789abcdef"
+# The payment service's signing key; the simulators know its public key only (ADR 12).
+PAYMENT_KEY, PAYMENT_PUBLIC_KEY = new_key_pair()
 
 
 @asynccontextmanager
 async def running(simulator: ModuleType, data_dir: Path, *, signed: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a fresh simulator; its calls are signed as the payment service's (the only
     caller its admin routes take) unless `signed` is False."""
-    app = simulator.create_app(Settings(data_dir=data_dir, service_token_secret=SECRET))
+    app = simulator.create_app(Settings(data_dir=data_dir, service_caller_keys={"payment": PAYMENT_PUBLIC_KEY}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        auth = SignedAs(SECRET, "payment", simulator.NAME) if signed else None
+        auth = SignedAs(PAYMENT_KEY, "payment", simulator.NAME) if signed else None
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{simulator.NAME}.test", auth=auth) as client:
             yield client
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from concerto_psp_simulators import cardpay, paynext
-from concerto_runtime.service_tokens import HEADER, service_token
+from concerto_runtime.service_tokens import HEADER, new_key_pair, service_token
 
-from .conftest import SECRET, running
+from .conftest import PAYMENT_KEY, running
 
 ADMIN_ROUTES = [("GET", "/_admin/faults"), ("PUT", "/_admin/faults"), ("GET", "/_admin/stats"), ("GET", "/_admin/ledger")]
 
@@ -21,18 +21,18 @@ ADMIN_ROUTES = [("GET", "/_admin/faults"), ("PUT", "/_admin/faults"), ("GET", "/
     ("token", "status"),
     [
         (lambda name: None, 401),
-        (lambda name: service_token(SECRET, "gateway", name), 403),  # a service, not the one trusted
-        (lambda name: service_token(SECRET, "payment", "cardpay" if name == "paynext" else "paynext"), 401),
-        (lambda name: service_token("not-the-secret-0123456789abcdef0123", "payment", name), 401),
+        (lambda name: service_token(new_key_pair()[0], "gateway", name), 401),  # a caller the simulators know no key of
+        (lambda name: service_token(PAYMENT_KEY, "payment", "cardpay" if name == "paynext" else "paynext"), 401),
+        (lambda name: service_token(new_key_pair()[0], "payment", name), 401),
     ],
-    ids=["no token", "the gateway's", "for the other simulator", "another secret"],
+    ids=["no token", "the gateway's", "for the other simulator", "another key"],
 )
 async def test_admin_routes_refuse_anyone_but_the_payment_service(tmp_path: Path, simulator, token, status):
     async with running(simulator, tmp_path, signed=False) as client:
         headers = {HEADER: made} if (made := token(simulator.NAME)) else {}
         answers = [await client.request(method, path, headers=headers, json={"outage": True} if method == "PUT" else None) for method, path in ADMIN_ROUTES]
         health = await client.get("/health/live")
-        faults_in_force = await client.get("/_admin/faults", headers={HEADER: service_token(SECRET, "payment", simulator.NAME)})
+        faults_in_force = await client.get("/_admin/faults", headers={HEADER: service_token(PAYMENT_KEY, "payment", simulator.NAME)})
 
     assert [a.status_code for a in answers] == [status] * len(ADMIN_ROUTES), [a.text for a in answers]
     assert answers[0].headers["content-type"] == "application/problem+json"
@@ -47,7 +47,7 @@ async def test_admin_routes_answer_the_payment_service(tmp_path: Path, simulator
             await client.request(
                 method,
                 path,
-                headers={HEADER: service_token(SECRET, "payment", simulator.NAME)},  # made per call: it lives 60 s
+                headers={HEADER: service_token(PAYMENT_KEY, "payment", simulator.NAME)},  # made per call: it lives 60 s
                 json={"outage": True} if method == "PUT" else None,
             )
             for method, path in ADMIN_ROUTES

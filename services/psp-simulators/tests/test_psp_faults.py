@@ -95,7 +95,7 @@ async def test_a_timeout_hangs_then_504_and_processes_nothing(psp: Psp) -> None:
     assert time.monotonic() - started >= HANG
     assert response.headers["X-Simulated-Fault"] == "timeout"
     assert await psp.ledger_keys() == []
-    assert await psp.injected() == {"outage": 0, "timeout": 1, "error": 0, "drop_response": 0, "tampered_answer": 0}
+    assert await psp.injected() == {"outage": 0, "timeout": 1, "error": 0, "drop_response": 0, "tampered_answer": 0, "refund_refused": 0}
 
 
 async def test_an_error_answers_503_and_processes_nothing(psp: Psp) -> None:
@@ -155,6 +155,7 @@ async def test_an_empty_body_clears_every_fault(psp: Psp) -> None:
         "tampered_answer_rate": 0.0,
         "hang_seconds": 30.0,
         "seed": None,
+        "refuse_refunds": False,
     }
     assert (await psp.charge("k-6")).status_code == 200
 
@@ -167,7 +168,7 @@ async def test_stats_count_api_calls_only(psp: Psp) -> None:
 
     assert (await psp.client.get("/_admin/stats")).json() == {
         "calls": 2,
-        "faults_injected": {"outage": 0, "timeout": 0, "error": 0, "drop_response": 0, "tampered_answer": 0},
+        "faults_injected": {"outage": 0, "timeout": 0, "error": 0, "drop_response": 0, "tampered_answer": 0, "refund_refused": 0},
     }
 
 
@@ -190,3 +191,24 @@ async def test_a_tampered_answer_is_sent_after_the_charge_is_made(psp: Psp) -> N
     assert answer.json()["card"]["last4"] == "4242424242424242", "not what the provider's API documents"
     assert await psp.ledger_keys() == ["k-tampered"], "processed and committed before the answer was replaced"
     assert (await psp.injected())["tampered_answer"] == 1
+
+
+async def test_refuse_refunds_answers_a_refund_400_and_processes_nothing(psp: Psp) -> None:
+    """A refusal for good (the account may not refund): 400 at once, nothing refunded; charges
+    still go through."""
+    charged = await psp.charge("k-refuse")
+    assert charged.status_code == 200
+    await psp.set_faults(refuse_refunds=True)
+    assert (await psp.charge("k-refuse-2")).status_code == 200
+    ledger = (await psp.client.get("/_admin/ledger")).json()
+    before = len(ledger["refunds"])
+    if psp.name == "cardpay":
+        refunded = await psp.client.post("/v1/refunds", json={"charge": charged.json()["id"]}, headers={"Idempotency-Key": "r-refuse"})
+    else:
+        reference = charged.json()["pspReference"]
+        body = {"merchantReference": "r-refuse", "amount": {"value": 1000, "currency": "EUR"}}
+        refunded = await psp.client.post(f"/payments/{reference}/refunds", json=body)
+    assert refunded.status_code == 400, refunded.text
+    assert refunded.headers["X-Simulated-Fault"] == "refund_refused"
+    assert len((await psp.client.get("/_admin/ledger")).json()["refunds"]) == before
+    assert (await psp.injected())["refund_refused"] == 1

@@ -122,6 +122,16 @@ class PaymentFailed(PaymentEvent):
     gateway: str | None = None
 
 
+class RefundRecordedByHand(Frozen):
+    """An operator's word that the money went back outside the payment gateway (a bank transfer,
+    a refund in the provider's dashboard): who said so, when, and why."""
+
+    operator: str
+    recorded_at: datetime
+    reason: str
+    reference: str | None = None  # the transfer's or the provider's own reference, if any
+
+
 class PaymentRefunded(PaymentEvent):
     order_id: str
     payment_id: str
@@ -131,6 +141,23 @@ class PaymentRefunded(PaymentEvent):
     currency: CurrencyCode
     reason: str
     gateway: str | None = None
+    # Added after v1, the compatible way (ADR 15): set when no gateway made the refund and an
+    # operator recorded it as made by hand; None for every refund a gateway made.
+    recorded_by_hand: RefundRecordedByHand | None = None
+
+
+class PaymentRefundFailed(PaymentEvent):
+    """The payment gateway refused the refund for good (a 4xx: retrying the same request cannot
+    help): the money is still with the customer's card issuer, and an operator decides, retrying
+    the refund or recording it as made by hand."""
+
+    order_id: str
+    payment_id: str
+    customer_id: str
+    amount: Money
+    currency: CurrencyCode
+    gateway: str
+    reason: str  # why the gateway refused, for a person (never card data)
 
 
 # --- fulfillment -----------------------------------------------------------------------
@@ -248,6 +275,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         PaymentCompleted,
         PaymentFailed,
         PaymentRefunded,
+        PaymentRefundFailed,
         InventoryReserved,
         InventoryUnavailable,
         ShipmentScheduled,

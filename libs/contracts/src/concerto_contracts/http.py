@@ -130,6 +130,9 @@ class OrderView(BaseModel):
     shipment: ShipmentView | None = None
     created_at: datetime
     updated_at: datetime
+    # Set while the order waits PENDING because its workflow cannot be started (its stored
+    # submission no longer validates, say): someone has to look. Null otherwise.
+    start_failure: str | None = None
 
 
 class OrderPage(BaseModel):
@@ -209,6 +212,7 @@ class GatewayFaults(BaseModel):
     )
     hang_seconds: float | None = Field(None, ge=0, le=300, description="how long a hanging call hangs")
     seed: int | None = Field(None, description="for a repeatable run")
+    refuse_refunds: bool | None = Field(None, description="every refund refused with a 4xx, nothing done: refused for good")
 
 
 class PaymentGatewayStatus(BaseModel):
@@ -246,6 +250,8 @@ class SagaStatus(StrEnum):
     COMPENSATING = "COMPENSATING"
     COMPENSATED = "COMPENSATED"
     STUCK = "STUCK"
+    # A context refused to undo its part for good (a refund the gateway refuses): an operator decides.
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
 
 
 class TimelineEvent(BaseModel):
@@ -325,3 +331,45 @@ class ConsumerControls(BaseModel):
     fail_event_types: list[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z]+$")]] = Field(
         default_factory=list, max_length=20, examples=[["PaymentCompleted"]]
     )
+
+
+# --- a refund the gateway refused: the operator's decision ----------------------------------
+
+
+class RefundDecisionRequest(Strict):
+    """What an operator says about a refund the payment gateway refused (the console's form, the
+    admin API's body). Who says it comes from their sign-in, never from the body."""
+
+    reason: str = text(500, description="why, for the audit record", examples=["the card issuer has fixed the account"])
+    reference: str | None = text(
+        100, default=None, description="refunded by hand: the bank transfer's or the provider's own reference"
+    )
+
+
+class RefundDecisionCommand(RefundDecisionRequest):
+    """The gateway's call to the payment context: the request, and the signed-in operator."""
+
+    operator: str = text(200, description="who decided: the operator's sign-in, as the gateway authenticated it")
+
+
+class RefundDecisionView(BaseModel):
+    action: str = Field(description="retry or refunded_by_hand")
+    operator: str
+    reason: str
+    reference: str | None = None
+    decided_at: datetime
+
+
+class PaymentStatusView(BaseModel):
+    """A payment as its context has it, for operators: the refund's fate and every decision taken on it."""
+
+    order_id: str
+    payment_id: str
+    status: str = Field(description="PENDING, COMPLETED, FAILED, REFUNDED or REFUND_FAILED")
+    amount: Decimal
+    currency: str
+    gateway: str | None = None
+    failure_reason: str | None = Field(None, description="why the charge failed, or why the gateway refused the refund")
+    refund_id: str | None = None
+    awaiting_decision: bool = Field(False, description="the refund was refused for good: retry it, or record it as refunded by hand")
+    decisions: list[RefundDecisionView] = []

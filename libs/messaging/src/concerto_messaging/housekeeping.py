@@ -32,11 +32,10 @@ async def prune(
 async def prune_forever(
     sessions: async_sessionmaker[AsyncSession], *, outbox_kept: timedelta, inbox_kept: timedelta, every: float = 600.0
 ) -> None:
+    # A failure (a locked or unreachable database) ends the loop: the service's supervisor
+    # starts it again after a pause and shows it in the readiness check (concerto_runtime.supervision).
     while True:
-        try:
-            published, consumed = await prune(sessions, outbox_kept=outbox_kept, inbox_kept=inbox_kept)
-            if published or consumed:
-                log.info("pruned %s published outbox rows and %s inbox rows", published, consumed)
-        except Exception:  # a locked or unreachable database: the next round tries again
-            log.exception("pruning the outbox and inbox failed")
+        published, consumed = await prune(sessions, outbox_kept=outbox_kept, inbox_kept=inbox_kept)
+        if published or consumed:
+            log.info("pruned %s published outbox rows and %s inbox rows", published, consumed)
         await asyncio.sleep(every)

@@ -35,6 +35,7 @@ from concerto_runtime.database import create_tables, open_database
 from concerto_runtime.problems import Problem, install_problem_handlers, problem_response
 from concerto_runtime.service_tokens import ServiceIdentity, trusted_callers
 from concerto_runtime.settings import Settings
+from concerto_runtime.supervision import Loop, SupervisedLoop
 from concerto_runtime.temporal import connect_temporal, create_worker
 from concerto_runtime.temporal_metrics import temporal_metrics
 
@@ -80,9 +81,10 @@ class ServiceDefinition:
     publishes: Sequence[str] = ()
     router: APIRouter | None = None
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
-    # Long-running loops of the service's own, beside the worker, relay and consumer; each is
-    # watched by the readiness check like those.
-    background: Callable[[Runtime], dict[str, Awaitable[None]]] = lambda runtime: {}
+    # Long-running loops of the service's own, beside the worker, relay and consumer, by name:
+    # each a factory of a fresh run (`lambda: my_loop(runtime)`), so that a run that fails is
+    # started again. Supervised and watched by the readiness check like those (supervision.py).
+    background: Callable[[Runtime], dict[str, Loop]] = lambda runtime: {}
     extra: dict[str, Any] = field(default_factory=dict)
     # Figures of the service's own that are read when /metrics is asked (a breaker's state).
     on_scrape: Callable[[Runtime], Awaitable[None]] | None = None
@@ -133,22 +135,21 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             else None
         )
         runtime.consumer = consumer
-        tasks = {"worker": asyncio.create_task(worker.run())} if worker else {}
-        tasks |= {
-            "relay": asyncio.create_task(relay.run()),
-            "temporal-metrics": asyncio.create_task(temporal_metrics().drain_forever()),
-            "housekeeping": asyncio.create_task(
-                prune_forever(
-                    sessions,
-                    outbox_kept=timedelta(hours=settings.outbox_kept_hours),
-                    inbox_kept=timedelta(days=settings.inbox_kept_days),
-                )
+        loops: dict[str, Loop] = {
+            "relay": relay.run,
+            "temporal-metrics": temporal_metrics().drain_forever,
+            "housekeeping": lambda: prune_forever(
+                sessions,
+                outbox_kept=timedelta(hours=settings.outbox_kept_hours),
+                inbox_kept=timedelta(days=settings.inbox_kept_days),
             ),
+            **({"consumer": consumer.run} if consumer else {}),
+            **definition.background(runtime),
         }
-        if consumer:
-            tasks["consumer"] = asyncio.create_task(consumer.run())
-        for name, loop in definition.background(runtime).items():
-            tasks[name] = asyncio.create_task(loop)
+        supervised = [SupervisedLoop(name, loop) for name, loop in loops.items()]
+        # The worker is not restarted (a Temporal worker runs once): the readiness check names it if it stops.
+        tasks = {"worker": asyncio.create_task(worker.run())} if worker else {}
+        tasks |= {loop.name: asyncio.create_task(loop.run()) for loop in supervised}
         for name, task in tasks.items():
             task.add_done_callback(lambda t, name=name: _report_exit(name, t))
         app.state.runtime = runtime
@@ -157,7 +158,9 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             on_scrape(app, consumer.measure)
         if definition.on_scrape:
             on_scrape(app, lambda: definition.on_scrape(runtime))
-        app.state.checks = _readiness_checks(database.engine, producer, temporal, tasks, consumer)
+        for loop in supervised:
+            on_scrape(app, loop.measure)
+        app.state.checks = _readiness_checks(database.engine, producer, temporal, tasks, supervised, consumer)
         if definition.on_start:
             await definition.on_start(runtime)
         log.info("%s ready on port %s", definition.name, settings.http_port or definition.http_port)
@@ -179,7 +182,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     install_metrics(app)  # GET /metrics, open like the health checks: nothing in it names an order
     app.include_router(health_router())
     # Only the gateway may call a service's API; its health checks stay open (ADR 12).
-    app.state.service_identity = ServiceIdentity(definition.name, settings.service_token_secret)
+    app.state.service_identity = ServiceIdentity(definition.name, settings.service_caller_keys)
     from_the_gateway = [Depends(trusted_callers("gateway"))]
     app.include_router(consumer_router(), dependencies=from_the_gateway)
     if definition.router:
@@ -234,7 +237,7 @@ def consumer_router() -> APIRouter:
     return router
 
 
-def _readiness_checks(engine, producer, temporal: Client, tasks: dict, consumer: EventConsumer | None):
+def _readiness_checks(engine, producer, temporal: Client, tasks: dict, supervised: list[SupervisedLoop], consumer: EventConsumer | None):
     async def database() -> None:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -250,6 +253,8 @@ def _readiness_checks(engine, producer, temporal: Client, tasks: dict, consumer:
         dead = [name for name, task in tasks.items() if task.done()]
         if dead:
             raise RuntimeError(f"stopped: {', '.join(dead)}")
+        if failing := [problem for loop in supervised if (problem := loop.problem())]:
+            raise RuntimeError("; ".join(failing))
         if consumer is not None and (problem := consumer.problem()):
             raise RuntimeError(problem)
         if consumer is not None and not consumer.assigned:

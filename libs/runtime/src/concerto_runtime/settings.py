@@ -21,8 +21,11 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", alias="HTTP_HOST")
     http_port: int | None = Field(None, alias="HTTP_PORT")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
-    # Signs and checks the tokens of calls between Concerto's processes (service_tokens.py).
-    service_token_secret: SecretStr | None = Field(None, alias="SERVICE_TOKEN_SECRET")
+    # The tokens of calls between Concerto's processes (service_tokens.py, ADR 12): this
+    # process's own signing key, if it calls other services (the gateway, payment), and the
+    # public key of each caller whose calls it checks, as JSON: {"gateway": "MCowBQYDK2VwAyEA..."}.
+    service_signing_key: SecretStr | None = Field(None, alias="SERVICE_SIGNING_KEY")
+    service_caller_keys: dict[str, str] = Field(default_factory=dict, alias="SERVICE_CALLER_KEYS")
     # How long published outbox rows and consumed events' inbox rows are kept (housekeeping.py).
     outbox_kept_hours: float = Field(24, alias="OUTBOX_KEPT_HOURS")
     inbox_kept_days: float = Field(30, alias="INBOX_KEPT_DAYS")

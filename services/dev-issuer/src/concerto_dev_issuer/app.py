@@ -10,7 +10,7 @@ and the JWKS URL, so a real one replaces it by configuration alone (ADR 11).
 
 Any customer id is a demo customer (the password is the demo password, `demo` unless
 DEV_ISSUER_PASSWORD says otherwise); the username `operator` gets the admin role. This is for a
-laptop and a workshop, never for production: compose runs it only in its dev profile.
+laptop and a workshop, never for production: compose runs it only in its `demo` profile.
 
     python -m concerto_dev_issuer      (HTTP_PORT, default 8300; CONCERTO_DATA_DIR keeps the key)
 """

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Requ
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from concerto_contracts.http import (
     IDENTIFIER,
@@ -29,8 +30,11 @@ from concerto_contracts.http import (
     OrderView,
     PaymentGatewayStatus,
     PaymentMethodCreated,
+    PaymentStatusView,
     PlaceOrderRequest,
     ProductList,
+    RefundDecisionCommand,
+    RefundDecisionRequest,
     SagaPage,
     SagaStatus,
     StockLevel,
@@ -120,10 +124,13 @@ async def place_order(
 
 
 async def owned_order(request: Request, caller: Caller, order_id: str) -> JSONResponse:
-    """The order as the order context has it; 404 for an order that is not the caller's (as if
-    it did not exist: an order id says nothing about whose it is)."""
+    """The order as the order context has it. For a customer, 404 unless the order context
+    answers 200 with an order of theirs (as if it did not exist: an order id says nothing about
+    whose it is); only its 503 (try again) is passed on, as it tells nothing about the order."""
     answer = relay(await upstream(request, "order").call("GET", f"/orders/{order_id}"), request)
-    if answer.status_code == 200 and not caller.may_act_for(json.loads(answer.body)["customer_id"]):
+    if caller.customer_id is None or answer.status_code == 503:
+        return answer
+    if answer.status_code != 200 or not caller.may_act_for(json.loads(answer.body)["customer_id"]):
         raise Problem(404, "Order not found", f"no order with id {order_id}")
     return answer
 
@@ -163,7 +170,9 @@ async def order_timeline(request: Request, order_id: str = identifier("the order
     """Where the order is in its saga: every event the contexts published about it, in causal
     order, what is expected next and by when, and the saga's status (from the saga monitor)."""
     if caller.customer_id is not None:
-        await owned_order(request, caller, order_id)
+        found = await owned_order(request, caller, order_id)
+        if found.status_code != 200:  # the order context's 503: the monitor is not asked
+            return found
     return relay(await upstream(request, "monitor").call("GET", f"/sagas/{order_id}/timeline"), request)
 
 
@@ -216,6 +225,49 @@ async def payment_gateway_ledger(request: Request, name: str = identifier("the p
     return relay(await upstream(request, "payment").call("GET", f"/payment-gateways/{name}/charges"), request)
 
 
+@api.get("/admin/payments/{order_id}", response_model=PaymentStatusView, responses=_problems(404), tags=["admin"], dependencies=[admin])
+async def payment_of_order(request: Request, order_id: str = identifier("the order's id")) -> JSONResponse:
+    """The order's payment as the payment context has it: a refund refused for good
+    (REFUND_FAILED, awaiting a decision), and every operator decision on it (admin)."""
+    return relay(await upstream(request, "payment").call("GET", f"/payments/{order_id}"), request)
+
+
+def operator_of(caller: Caller) -> str:
+    """Who an admin caller is, for an audit record: the operator's subject from their token
+    (`operator:<sub>`), or the admin API key (`api-key:admin`)."""
+    return caller.budget
+
+
+@api.post(
+    "/admin/payments/{order_id}/refund/retry", status_code=202, response_model=PaymentStatusView,
+    responses=_problems(404, 409, 422), tags=["admin"],
+)
+async def retry_refund(
+    body: RefundDecisionRequest, request: Request, order_id: str = identifier("the order's id"), caller: Caller = admin
+) -> JSONResponse:
+    """Send a refund the payment gateway refused for good to it again; audited: who (from the
+    sign-in), when, why (admin). 409 unless the refund awaits a decision."""
+    command = RefundDecisionCommand(**body.model_dump(), operator=operator_of(caller))
+    return relay(await upstream(request, "payment").call("POST", f"/payments/{order_id}/refund/retry", json=command.model_dump()), request)
+
+
+@api.post(
+    "/admin/payments/{order_id}/refund/refunded-by-hand", status_code=202, response_model=PaymentStatusView,
+    responses=_problems(404, 409, 422), tags=["admin"],
+)
+async def record_refunded_by_hand(
+    body: RefundDecisionRequest, request: Request, order_id: str = identifier("the order's id"), caller: Caller = admin
+) -> JSONResponse:
+    """Record a refund the gateway refused as made by hand (a bank transfer, say): the payment
+    is REFUNDED and PaymentRefunded published with who, when, why, so the points are reversed
+    and the saga's way back completes (admin). 409 unless the refund awaits a decision."""
+    command = RefundDecisionCommand(**body.model_dump(), operator=operator_of(caller))
+    return relay(
+        await upstream(request, "payment").call("POST", f"/payments/{order_id}/refund/refunded-by-hand", json=command.model_dump()),
+        request,
+    )
+
+
 @api.get("/admin/sagas", response_model=SagaPage, tags=["admin"], dependencies=[admin])
 async def sagas(
     request: Request,
@@ -226,6 +278,13 @@ async def sagas(
     """Order sagas, the most recently active first (admin)."""
     params = {"limit": limit, "offset": offset, **({"status": status.value} if status else {})}
     return relay(await upstream(request, "monitor").call("GET", "/sagas", params=params), request)
+
+
+@api.get("/admin/orders/not-started", response_model=OrderPage, tags=["admin"], dependencies=[admin])
+async def orders_not_started(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000)) -> JSONResponse:
+    """Orders accepted but never started: still PENDING because their workflow could not be
+    started, each with why (`start_failure`), the oldest first (admin)."""
+    return relay(await upstream(request, "order").call("GET", "/orders/not-started", params={"limit": limit, "offset": offset}), request)
 
 
 @api.get("/admin/dead-letters", response_model=DeadLetterPage, tags=["admin"], dependencies=[admin])
@@ -274,9 +333,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.upstream_timeout_seconds
-        secret = settings.service_token_secret.get_secret_value() if settings.service_token_secret else None
+        signing_key = settings.service_signing_key.get_secret_value() if settings.service_signing_key else None
         app.state.upstreams = {
-            name: Upstream(name, url, timeout, secret)
+            name: Upstream(name, url, timeout, signing_key)
             for name, url in {
                 "order": settings.order_url,
                 "payment": settings.payment_url,
@@ -301,7 +360,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rate_limiter = new_rate_limiter(settings.rate_limit_storage_uri)
-    app.state.token_verifier = TokenVerifier(settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url or f"{settings.oauth_issuer}/jwks.json")
+    app.state.token_verifier = TokenVerifier(
+        settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url or f"{settings.oauth_issuer}/jwks.json", settings.oauth_jwks_lifespan_seconds
+    )
     install_problem_handlers(app)
     install_metrics(app)  # GET /metrics: requests and latency per route, nothing about any caller
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -318,6 +379,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if request.url.path.startswith("/api/"):
             response.headers.update(API_HEADERS)
         return response
+
+    # Outermost: the client address every budget is counted by. X-Forwarded-For (and -Proto) only
+    # from a proxy in TRUSTED_PROXIES; uvicorn's own handling, which trusts any peer on
+    # 127.0.0.1, is switched off where the gateway is served (__main__).
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict:

@@ -43,7 +43,9 @@ bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="An access
 class Caller:
     role: Role
     customer_id: str | None  # a signed-in customer; None for an operator or a partner
-    budget: str  # whose rate budget the call spends
+    # Who calls: `customer:<sub>`, `operator:<sub>` or `api-key:<role>`. Their rate budget is
+    # kept under this name, and an operator's audited decisions name them by it.
+    budget: str
 
     def may_act_for(self, customer_id: str) -> bool:
         return self.customer_id is None or self.customer_id == customer_id
@@ -52,9 +54,12 @@ class Caller:
 class TokenVerifier:
     """Checks an access token: signed by a key in the issuer's JWKS, for our audience, not expired."""
 
-    def __init__(self, issuer: str, audience: str, jwks_url: str) -> None:
+    def __init__(self, issuer: str, audience: str, jwks_url: str, keys_lifespan_seconds: float = 300) -> None:
         self.issuer, self.audience = issuer, audience
-        self._keys = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+        # The key set is cached whole and fetched again once it is `keys_lifespan_seconds` old (or
+        # for a key id it lacks, at most every 30 s), so a key the issuer has withdrawn is trusted
+        # no longer than that. No per-key cache (`cache_keys`): pyjwt keeps those keys until restart.
+        self._keys = jwt.PyJWKClient(jwks_url, cache_keys=False, cache_jwk_set=True, lifespan=keys_lifespan_seconds, timeout=5)
 
     async def claims(self, token: str) -> dict:
         # The JWKS is fetched over HTTP on first use (and on an unknown key id): off the event loop.
@@ -95,7 +100,11 @@ async def _token_caller(request: Request, token: str) -> Caller | None:
         raise Problem(503, "Service unavailable", "the identity provider's keys cannot be fetched", headers={"Retry-After": "5"}) from None
     except jwt.PyJWTError:
         return None
-    if "admin" in claims.get("roles", []):
+    roles = claims.get("roles", [])
+    # A list of role names or no way in: `"admin" in roles` holds for a string such as "not-admin".
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        return None
+    if "admin" in roles:
         return Caller(Role.ADMIN, None, f"operator:{claims['sub']}")
     return Caller(Role.CUSTOMER, str(claims["sub"]), f"customer:{claims['sub']}")
 
@@ -112,7 +121,8 @@ async def spend(request: Request, limit_setting: str, budget: str) -> None:
 
 def failed_auth_budget(request: Request) -> str:
     """Whose budget a call without a valid credential spends: its client address's (a wrong key,
-    token or console password alike)."""
+    token or console sign-in alike). The address is the peer's, or the one X-Forwarded-For
+    names when the peer is one of TRUSTED_PROXIES (create_app)."""
     return f"unauthenticated:{request.client.host if request.client else 'unknown'}"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field, SecretStr, field_validator
 
 from concerto_runtime import Settings
@@ -18,6 +20,9 @@ class GatewaySettings(Settings):
     oauth_issuer: str = Field("http://127.0.0.1:8300", alias="OAUTH_ISSUER")
     oauth_audience: str = Field("concerto-api", alias="OAUTH_AUDIENCE")
     oauth_jwks_url: str | None = Field(None, alias="OAUTH_JWKS_URL", description="default: the issuer's /jwks.json")
+    oauth_jwks_lifespan_seconds: float = Field(
+        300, gt=0, alias="OAUTH_JWKS_LIFESPAN_SECONDS", description="how long the issuer's key set is trusted before it is fetched again"
+    )
     # Where the console's sign-in form sends a user name and password (the password grant).
     oauth_token_url: str | None = Field(None, alias="OAUTH_TOKEN_URL", description="default: the issuer's /token")
     rate_limit: str = Field("100/second", alias="RATE_LIMIT", description="per caller (customer, key, operator), in `limits` notation")
@@ -25,7 +30,13 @@ class GatewaySettings(Settings):
     # async+redis://redis:6379) so that several gateway replicas spend one budget per caller.
     rate_limit_storage_uri: str = Field("memory://", alias="RATE_LIMIT_STORAGE_URI", description="a `limits` storage URI")
     order_rate_limit: str = Field("10/minute", alias="ORDER_RATE_LIMIT", description="orders placed for one customer, by any caller")
-    failed_auth_rate_limit: str = Field("20/minute", alias="FAILED_AUTH_RATE_LIMIT", description="calls without a valid credential, per client address")
+    failed_auth_rate_limit: str = Field(
+        "20/minute", alias="FAILED_AUTH_RATE_LIMIT", description="calls without a valid credential and console sign-ins, per client address"
+    )
+    # The proxies in front of the gateway, if any (comma-separated addresses or CIDRs, e.g.
+    # 10.0.0.0/8): X-Forwarded-For names the client only when a call comes from one of them.
+    # None by default: whoever connects is the client, and cannot choose another address's budget.
+    trusted_proxies: str = Field("", alias="TRUSTED_PROXIES")
     order_url: str = Field("http://127.0.0.1:8101", alias="ORDER_SERVICE_URL")
     payment_url: str = Field("http://127.0.0.1:8102", alias="PAYMENT_SERVICE_URL")
     fulfillment_url: str = Field("http://127.0.0.1:8103", alias="FULFILLMENT_SERVICE_URL")
@@ -35,6 +46,13 @@ class GatewaySettings(Settings):
     temporal_ui_url: str = Field("http://127.0.0.1:8233", alias="TEMPORAL_UI_URL")
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", description="larger request bodies get 413")
     upstream_timeout_seconds: float = Field(10.0, alias="UPSTREAM_TIMEOUT_SECONDS")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for proxy in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(proxy, strict=False)  # a typo fails at start, not silently
+        return value
 
     @field_validator("api_keys_enabled", mode="before")
     @classmethod

@@ -24,10 +24,10 @@ class Upstream:
     each in turn, and one that refuses the connection is skipped for the next (nothing was
     sent, so nothing can happen twice)."""
 
-    def __init__(self, name: str, base_urls: str, timeout: float, service_token_secret: str | None = None) -> None:
+    def __init__(self, name: str, base_urls: str, timeout: float, signing_key: str | None = None) -> None:
         self.name = name
-        # Each call says it comes from the gateway (ADR 12), signed as it is sent.
-        auth = SignedAs(service_token_secret, "gateway", name) if service_token_secret else None
+        # Each call says it comes from the gateway (ADR 12), signed with its key as it is sent.
+        auth = SignedAs(signing_key, "gateway", name) if signing_key else None
         # Idle connections are dropped well before the services' own keep-alive timeout
         # (uvicorn's is 5 s, httpx's default also 5 s): otherwise a request can go out on a
         # connection the service is closing at that moment, and fail as "unreachable".

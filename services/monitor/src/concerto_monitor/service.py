@@ -11,6 +11,7 @@ from concerto_monitor.settings import SAGA
 from concerto_monitor.workflows.activities import WatchActivities
 from concerto_monitor.workflows.inputs import TASK_QUEUE
 from concerto_monitor.workflows.saga_watch import SagaWatch
+from concerto_monitor.workflows.watch_keeper import keep_watch_armed, rearm_if_gone
 from concerto_runtime import ServiceDefinition
 
 definition = ServiceDefinition(
@@ -23,5 +24,10 @@ definition = ServiceDefinition(
     handlers=lambda runtime: handlers(runtime, SAGA),
     publishes=[Topics.MONITOR],
     router=router,
-    background=lambda runtime: {"dead letters": read_dead_letters(runtime.settings.kafka_bootstrap_servers, runtime.sessions)},
+    # SagaWatch is started again at start-up, and whenever its run is found gone.
+    on_start=rearm_if_gone,
+    background=lambda runtime: {
+        "dead letters": lambda: read_dead_letters(runtime.settings.kafka_bootstrap_servers, runtime.sessions),
+        "saga watch keeper": lambda: keep_watch_armed(runtime),
+    },
 )

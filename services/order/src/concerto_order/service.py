@@ -41,5 +41,5 @@ definition = ServiceDefinition(
     publishes=[Topics.ORDER],
     router=router,
     on_start=seed_catalog,
-    background=lambda runtime: {"order starter": start_waiting_orders(runtime)},
+    background=lambda runtime: {"order starter": lambda: start_waiting_orders(runtime)},
 )

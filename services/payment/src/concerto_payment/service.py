@@ -18,7 +18,7 @@ def activities(runtime: Runtime) -> list:
     # One integration layer per process: its circuit breakers see every call the worker makes.
     gateways = runtime.extras["payment_gateways"] = payment_gateways(PaymentSettings(), runtime.sessions)
     acts = PaymentActivities(runtime, gateways)
-    return [acts.charge_card, acts.record_payment, acts.release_unclaimed_charge, acts.refund_payment]
+    return [acts.charge_card, acts.record_payment, acts.release_unclaimed_charge, acts.refund_payment, acts.record_refund_decision]
 
 
 definition = ServiceDefinition(

@@ -3,12 +3,15 @@
     PUT /_admin/faults {"outage": true}                        every call: 503 at once
     PUT /_admin/faults {"error_rate": 0.3, "seed": 7}          3 calls in 10: 503, repeatably
     PUT /_admin/faults {"drop_response_rate": 1, "hang_seconds": 10}
+    PUT /_admin/faults {"refuse_refunds": true}                every refund: 400, nothing done
     PUT /_admin/faults {}                                      back to normal
 
 A middleware applies them to the PSP's API routes only (never to /_admin/* or /health/*). Per
 call, in this order:
 
-1. outage: 503 at once; nothing is processed.
+1. outage: 503 at once; nothing is processed. refuse_refunds: a refund is answered 400 at
+   once, nothing processed (the merchant account may not refund: a refusal for good, which a
+   client must not retry).
 2. latency_ms: that much delay is added.
 3. timeout (probability timeout_rate): hang for hang_seconds, then 504; nothing is processed.
 4. error (probability error_rate): 503; nothing is processed.
@@ -35,7 +38,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["outage", "timeout", "error", "drop_response", "tampered_answer"]
+FaultKind = Literal["outage", "timeout", "error", "drop_response", "tampered_answer", "refund_refused"]
 
 # Both providers' field names at once (cardpay's id/status, paynext's pspReference/resultCode).
 TAMPERED_ANSWER = {
@@ -63,6 +66,7 @@ class FaultSettings(BaseModel):
     tampered_answer_rate: float = Field(0.0, ge=0, le=1, description="probability of processing a POST, then answering nonsense")
     hang_seconds: float = Field(30.0, ge=0, description="how long a timeout or a dropped response hangs")
     seed: int | None = Field(None, description="seed of the random draws, for repeatable runs")
+    refuse_refunds: bool = Field(False, description="every refund refused with a 400, nothing processed")
 
 
 class Faults:
@@ -72,7 +76,9 @@ class Faults:
         self.api_prefix = api_prefix
         self.error_body = error_body
         self.calls = 0
-        self.injected: dict[FaultKind, int] = {"outage": 0, "timeout": 0, "error": 0, "drop_response": 0, "tampered_answer": 0}
+        self.injected: dict[FaultKind, int] = {
+            "outage": 0, "timeout": 0, "error": 0, "drop_response": 0, "tampered_answer": 0, "refund_refused": 0
+        }
         self.set(FaultSettings())
 
     def set(self, settings: FaultSettings) -> None:
@@ -93,6 +99,8 @@ class Faults:
         faults = self.settings
         if faults.outage:
             return self._fault("outage", 503, "service_unavailable", "The service is unavailable (simulated outage).")
+        if faults.refuse_refunds and request.method == "POST" and request.url.path.endswith("/refunds"):
+            return self._fault("refund_refused", 400, "refunds_disabled", "Refunds are disabled on this account (simulated).")
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if self._happens(faults.timeout_rate):

@@ -54,7 +54,7 @@ def create_simulator(
     app.include_router(api)
     # Faults, stats and the ledger are the demo's controls: only the payment service's signed
     # calls reach them (ADR 12), as only the gateway's reach a service.
-    app.state.service_identity = ServiceIdentity(name, settings.service_token_secret)
+    app.state.service_identity = ServiceIdentity(name, settings.service_caller_keys)
     from_payment = [Depends(trusted_callers("payment"))]
     app.include_router(ledger.router, dependencies=from_payment)
     app.include_router(health_router())

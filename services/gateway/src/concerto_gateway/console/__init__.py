@@ -13,9 +13,11 @@ bearer token with every call to /api/v1, like any other client: the gateway chec
 the operator (`operator` at the development issuer) has the admin role. So the page talks to its
 own origin only (its CSP allows nothing else), whichever provider stands behind the gateway.
 
-A wrong password spends the client address's failed-credential budget (`FAILED_AUTH_RATE_LIMIT`,
-shared with wrong keys and tokens on /api/v1); once it is spent, sign-ins from that address are
-refused (429) before any password reaches the provider, so guessing stays limited and a right
+Every sign-in is a guess at a password: before the provider is asked, it spends one of the client
+address's failed-credential budget (`FAILED_AUTH_RATE_LIMIT`, shared with wrong keys and tokens on
+/api/v1), in one atomic step (`limits`' hit), so fifty tries at once get no more guesses than the
+budget holds. Nothing is given back, for a wrong password or a right one. Once the budget is spent,
+sign-ins from that address are refused (429) before any password reaches the provider, so a right
 guess cannot be told from a wrong one by the answer.
 
 A demo customer's token is handed out the same way, for the "Demo customer tokens" card and for
@@ -30,7 +32,6 @@ from typing import Annotated
 import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, JSONResponse
-from limits import parse
 from pydantic import BaseModel, ValidationError
 
 from concerto_gateway.auth import failed_auth_budget, spend
@@ -86,10 +87,8 @@ async def sign_in(
 ) -> JSONResponse:
     """A password grant at the identity provider, for the page: the token, or why not."""
     settings = request.app.state.settings
-    failures = failed_auth_budget(request)  # the budget a wrong key or token spends too
-    # The address's failures spent: refused before the provider is asked (spend answers the 429).
-    if not await request.app.state.rate_limiter.test(parse(settings.failed_auth_rate_limit), failures):
-        await spend(request, settings.failed_auth_rate_limit, failures)
+    # Spent before the provider is asked, and at once (checked then spent, a burst would pass).
+    await spend(request, settings.failed_auth_rate_limit, failed_auth_budget(request))
     token_url = settings.oauth_token_url or f"{settings.oauth_issuer}/token"
     try:
         async with httpx.AsyncClient(timeout=settings.upstream_timeout_seconds) as provider:
@@ -98,7 +97,6 @@ async def sign_in(
         raise Problem(502, "Identity provider unreachable", "the sign-in could not reach the identity provider") from None
     # RFC 6749 says 400 for a wrong password; some providers answer 401 or 403.
     if answer.is_client_error and _oauth_error(answer) == "invalid_grant":
-        await spend(request, settings.failed_auth_rate_limit, failures)
         raise Problem(401, "Unauthorized", "unknown user or wrong password")
     if answer.status_code != 200:
         raise Problem(502, "Identity provider error", f"the identity provider answered {answer.status_code}")

@@ -58,17 +58,25 @@ async def store(session: AsyncSession, record: ConsumerRecord) -> None:
         log.warning("dead letter from %s on %s: %s", row["consumer"], row["topic"], row["error"][:200])
 
 
-async def read_dead_letters(bootstrap_servers: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+async def read_dead_letters(
+    bootstrap_servers: str,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    group: str = GROUP,
+    pattern: str = Topics.DEAD_LETTER_PATTERN,
+) -> None:
     """Every `*.dlq` topic, also the ones created later (the pattern is re-checked every few
-    seconds). The offset is committed after the row, so nothing is lost and nothing doubled."""
+    seconds). The offset is committed after the row, so nothing is lost and nothing doubled.
+    An error (a commit refused during a rebalance, the database away) ends this run; the
+    service's supervisor starts a new one, which reads on from the last commit."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
-        group_id=GROUP,
+        group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         metadata_max_age_ms=5000,
     )
-    consumer.subscribe(pattern=Topics.DEAD_LETTER_PATTERN)
+    consumer.subscribe(pattern=pattern)
     await consumer.start()
     try:
         async for record in consumer:

@@ -43,7 +43,7 @@ def _summary(row, saga: Saga) -> dict:
         "status": saga.status,
         "current_step": row.current_step,
         "next_expected": _expected(expected[0]) if expected else None,
-        "stuck_step": saga.stuck_step if row.status == SagaStatus.STUCK else None,
+        "stuck_step": saga.stuck_step if row.status == SagaStatus.STUCK else saga.failed_step,
         "started_at": row.started_at,
         "updated_at": row.updated_at,
     }
@@ -57,7 +57,7 @@ def workflow_ids(row, events: list) -> list[str]:
         ids.append(f"payment-{row.payment_id}")
     if seen & {"InventoryReserved", "InventoryUnavailable", "ShipmentScheduled", "FulfillmentCancelled"}:
         ids.append(f"fulfillment-{row.order_id}")
-    if "PaymentRefunded" in seen and row.payment_id:
+    if seen & {"PaymentRefunded", "PaymentRefundFailed"} and row.payment_id:
         ids.append(f"refund-{row.payment_id}")
     if seen & {"PointsAwarded", "PointsReversed"} and row.customer_id:
         ids.append(f"loyalty-{row.customer_id}")

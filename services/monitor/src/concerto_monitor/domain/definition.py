@@ -28,6 +28,9 @@ class Step:
     compensation: bool = False  # a step of the way back: a context undoing its part
     compensable: bool = True  # if it times out, the saga can still be rolled back
     pivot: bool = False
+    # Events by which the owner says it cannot do the step, for good: until the step is done
+    # after all, the saga is COMPENSATION_FAILED and an operator decides.
+    fails_with: tuple[str, ...] = ()
 
     @property
     def optional(self) -> bool:
@@ -79,7 +82,12 @@ ORDER_SAGA = SagaDefinition(
         Step("cancellation", ("OrderCancelled",), ("InventoryUnavailable",), "order", 30, compensation=True),
         Step("cancellation", ("OrderCancelled",), ("CompensationRequested",), "order", 30, compensation=True),
         # Money back, or never taken (a payment still being attempted stops, failing `cancelled`).
-        Step("refund", ("PaymentRefunded", "PaymentFailed"), ("OrderConfirmed", "OrderCancelled"), "payment", 360, compensation=True),
+        # A refund the gateway refuses for good waits for an operator: retried, or recorded as
+        # refunded by hand (which publishes PaymentRefunded too).
+        Step(
+            "refund", ("PaymentRefunded", "PaymentFailed"), ("OrderConfirmed", "OrderCancelled"), "payment", 360,
+            compensation=True, fails_with=("PaymentRefundFailed",),
+        ),
         Step("release", ("FulfillmentCancelled", "InventoryUnavailable"), ("PaymentCompleted", "OrderCancelled"), "fulfillment", 30, compensation=True),
         Step("points_reversal", ("PointsReversed",), ("PaymentRefunded",), "loyalty", 30, compensation=True),
     ),

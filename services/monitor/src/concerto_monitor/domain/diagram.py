@@ -64,6 +64,8 @@ def table(saga: SagaDefinition) -> str:
         kind = "compensation" if step.compensation else ("**pivot**" if step.pivot else "forward")
         if not step.compensable:
             kind += ", not compensable"
+        if step.fails_with:
+            kind += f"; {' or '.join(step.fails_with)}: COMPENSATION_FAILED, an operator decides"
         rows.append(
             f"| {step.name} | {', '.join(step.expects)} | {', '.join(step.follows)} | {step.owner} | {_deadline(step)} | {kind} |"
         )
@@ -93,6 +95,12 @@ CANCEL_ORDER = (
     "gateway-->>client: 202 CANCELLED",
 )
 BETWEEN_STEPS: dict[str, tuple[str, ...]] = {"ShipmentScheduled": ("OrderReadyToShip",)}
+# - an operator's decision on a step its owner refused for good (a refund the gateway refused).
+DECIDE_BY_HAND = (
+    "client->>gateway: POST /api/v1/admin/payments/{id}/refund/refunded-by-hand (an operator, on the console)",
+    "gateway->>payment: refunded by hand: who, when, why (RefundWorkflow's update)",
+    "gateway-->>client: 202",
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,7 @@ class SagaPath:
     answers: Mapping[str, str] = field(default_factory=dict)  # step -> the event that answers it (default: its first)
     silent: str | None = None  # a step whose owner stays silent: its deadline passes
     cancel_after: str | None = None  # the customer cancels once this event has been seen
+    refused: str | None = None  # a step its owner refuses for good: an operator records it done by hand
 
 
 HAPPY_PATH = SagaPath("happy-path", "The happy path", "Every step answered in time: the saga is COMPLETED.")
@@ -134,6 +143,15 @@ COMPENSATIONS = (
         "The customer cancels after payment",
         "The customer cancels before the shipment is scheduled: refund, points reversed, stock released.",
         cancel_after="InventoryReserved",
+    ),
+    SagaPath(
+        "refund-refused",
+        "A refund the gateway refuses for good",
+        "Out of stock after payment, and the gateway refuses the refund (a 4xx): no retry can help, so the saga is "
+        "COMPENSATION_FAILED at once and the console offers the operator two actions, retry the refund or record it "
+        "as refunded by hand. Recorded by hand, the refund completes the way back like any other.",
+        answers={"reservation": "InventoryUnavailable"},
+        refused="refund",
     ),
 )
 PATHS = (HAPPY_PATH, *COMPENSATIONS)
@@ -180,6 +198,10 @@ def walk(path: SagaPath, saga: SagaDefinition = ORDER_SAGA) -> list[str]:
         )
         answered = [step for step in due if step.name != path.silent]
         for step in answered:
+            if step.name == path.refused:
+                publish(step.fails_with[0])
+                lines.append(f"Note over monitor: saga {seen.status.value}: an operator decides")
+                lines.extend(DECIDE_BY_HAND)
             publish(path.answers.get(step.name, step.expects[0]))
         for step in (step for step in due if step.name == path.silent):
             silent_owner = step.owner

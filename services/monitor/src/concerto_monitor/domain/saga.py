@@ -93,11 +93,22 @@ class Saga:
         if self.definition.completed_by in self.seen:
             return SagaStatus.COMPLETED
         pending = {e.step.name for e in self.required()}
+        if self.failed_step is not None:
+            return SagaStatus.COMPENSATION_FAILED  # said for good, before any deadline: an operator's matter
         if self.timed_out & pending:
             return SagaStatus.STUCK
         if self.definition.cancelled_by in self.seen:
             return SagaStatus.COMPENSATING if pending else SagaStatus.COMPENSATED
         return SagaStatus.RUNNING
+
+    @property
+    def failed_step(self) -> str | None:
+        """A compensation step still expected whose owner has said it cannot do it (a refund the
+        gateway refused for good)."""
+        return next(
+            (e.step.name for e in self.required() if e.step.compensation and any(event in self.seen for event in e.step.fails_with)),
+            None,
+        )
 
     @property
     def stuck_step(self) -> str | None:
@@ -150,6 +161,11 @@ class Saga:
         ]
         if compensating:
             actions.append("Compensation was requested: the order context cancels the order and each context undoes its part.")
+        elif step.fails_with and any(event in self.seen for event in step.fails_with):
+            actions.append(
+                f"The {step.owner} context refused it for good ({' or '.join(step.fails_with)}): on the console, retry the "
+                "refund or record it as refunded by hand (POST /api/v1/admin/payments/{order_id}/refund/retry or .../refunded-by-hand)."
+            )
         elif step.compensation:
             actions.append(f"The saga is already rolling back: the {step.owner} context still owes {' or '.join(step.expects)}.")
         else:

@@ -27,8 +27,8 @@ def handlers(runtime: Runtime, definition: SagaDefinition) -> dict[type, Handler
     return {cls: record for cls in ORDER_EVENTS}
 
 
-async def set_watch(runtime: Runtime, update: WatchUpdate) -> None:
+async def set_watch(runtime: Runtime, update: WatchUpdate, *, workflow_id: str = WATCH_WORKFLOW_ID, task_queue: str = TASK_QUEUE) -> None:
     """Set SagaWatch's timer earlier; starts the watch if none runs."""
     await signal_with_start(
-        runtime.temporal, SagaWatch.run, [None], id=WATCH_WORKFLOW_ID, task_queue=TASK_QUEUE, signal="watch", signal_args=[update]
+        runtime.temporal, SagaWatch.run, [None], id=workflow_id, task_queue=task_queue, signal="watch", signal_args=[update]
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, Numeric, String, Table, func, select, update
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, Numeric, String, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts.http import OrderStatus
@@ -13,6 +13,9 @@ from concerto_order.domain.model import Product
 from concerto_runtime.database import UtcDateTime
 
 tables = MetaData()
+
+# Why an order's workflow could not be started (workflows/starts.py), kept this long.
+START_FAILURE_LENGTH = 1000
 
 orders = Table(
     "orders",
@@ -30,6 +33,9 @@ orders = Table(
     Column("payment", JSON, nullable=True),
     Column("shipment", JSON, nullable=True),
     Column("cancellation_reason", String(100), nullable=True),
+    # Set while a PENDING order's workflow cannot be started (its stored submission no longer
+    # validates, say): the order starter goes on with the others, and the API shows why.
+    Column("start_failure", String(START_FAILURE_LENGTH), nullable=True),
     Column("created_at", UtcDateTime, nullable=False, default=lambda: now()),
     Column("updated_at", UtcDateTime, nullable=False, default=lambda: now()),
     Index("ix_orders_status_created_at", "status", "created_at"),
@@ -108,15 +114,23 @@ async def orders_of(session: AsyncSession, customer_id: str, *, limit: int, offs
     return list(rows), await session.scalar(select(func.count()).select_from(orders).where(mine))
 
 
-async def pending_orders(session: AsyncSession, *, placed_before: datetime, limit: int) -> list[Any]:
-    """Orders still PENDING that were placed before `placed_before`, the oldest first."""
-    query = (
-        select(orders)
-        .where(orders.c.status == OrderStatus.PENDING, orders.c.created_at < placed_before)
-        .order_by(orders.c.created_at)
-        .limit(limit)
-    )
-    return list((await session.execute(query)).all())
+async def not_started(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Any], int]:
+    """Orders still PENDING whose workflow could not be started (each with its reason), the
+    oldest first, and how many there are: an operator's to look at."""
+    marked = and_(orders.c.status == OrderStatus.PENDING, orders.c.start_failure.is_not(None))
+    rows = (await session.execute(select(orders).where(marked).order_by(orders.c.created_at, orders.c.order_id).limit(limit).offset(offset))).all()
+    return list(rows), await session.scalar(select(func.count()).select_from(orders).where(marked))
+
+
+async def pending_orders(session: AsyncSession, *, placed_before: datetime, limit: int, after: Any | None = None) -> list[Any]:
+    """Orders still PENDING that were placed before `placed_before`, the oldest first (ties by
+    id); with `after` (the last row of the page before), the next page."""
+    query = select(orders).where(orders.c.status == OrderStatus.PENDING, orders.c.created_at < placed_before)
+    if after is not None:
+        query = query.where(
+            or_(orders.c.created_at > after.created_at, and_(orders.c.created_at == after.created_at, orders.c.order_id > after.order_id))
+        )
+    return list((await session.execute(query.order_by(orders.c.created_at, orders.c.order_id).limit(limit))).all())
 
 
 def now() -> datetime:

@@ -102,6 +102,17 @@ async def list_orders(
     return OrderPage(items=[view(order) for order in rows], total=total, limit=limit, offset=offset)
 
 
+@router.get("/orders/not-started")
+async def orders_not_started(
+    limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0), runtime: Runtime = Depends(runtime_of)
+) -> OrderPage:
+    """Orders still PENDING whose workflow could not be started, the oldest first; each says
+    why (`start_failure`). The order starter tries them again every minute."""
+    async with runtime.read_sessions() as session:
+        rows, total = await db.not_started(session, limit=limit, offset=offset)
+    return OrderPage(items=[view(order) for order in rows], total=total, limit=limit, offset=offset)
+
+
 @router.get("/orders/{order_id}")
 async def get_order(order_id: str, runtime: Runtime = Depends(runtime_of)) -> OrderView:
     async with runtime.read_sessions() as session:
@@ -124,6 +135,7 @@ def view(order) -> OrderView:
         shipment=ShipmentView.model_validate(order.shipment) if order.shipment else None,
         created_at=order.created_at,
         updated_at=order.updated_at,
+        start_failure=order.start_failure,
     )
 
 

@@ -7,6 +7,10 @@ same loop covers a crash between the commit and the start. A workflow moves its 
 PENDING in its first steps, so an order still PENDING a few seconds after it was placed has no
 workflow acting on it yet. Starting it again is harmless: `start_once` leaves a running or
 finished workflow alone.
+
+An order whose workflow cannot be started as it is (its stored submission no longer validates,
+say) is marked with the reason (`start_failure`, in the order's API answer) and the starter goes
+on with the others; it tries the order again a minute later, and clears the mark once it starts.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from datetime import timedelta
 
 from temporalio.service import RPCError
 
-from concerto_contracts.http import OrderSubmission
+from concerto_contracts.http import OrderStatus, OrderSubmission
 from concerto_observability import bind
 from concerto_order.adapters import db
 from concerto_order.workflows.inputs import TASK_QUEUE, PlaceOrder, workflow_id
@@ -31,54 +35,86 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = timedelta(seconds=2)
 
 
-async def start_order_workflow(runtime: Runtime, order_id: str, correlation_id: str, submission: OrderSubmission) -> bool:
+async def start_order_workflow(
+    runtime: Runtime, order_id: str, correlation_id: str, submission: OrderSubmission, *, task_queue: str = TASK_QUEUE
+) -> bool:
     """Starts the order's workflow unless one has run under its id; False if Temporal did not
     answer in time (the order stays PENDING and `start_waiting_orders` tries again)."""
     order = PlaceOrder(order_id=order_id, correlation_id=correlation_id, **submission.model_dump(exclude={"request_fingerprint"}))
     try:
         # The client retries a refused connection for several seconds on its own: bound it all.
         async with asyncio.timeout(START_TIMEOUT.total_seconds()):
-            await start_once(runtime.temporal, OrderWorkflow.run, order, id=workflow_id(order_id), task_queue=TASK_QUEUE)
+            await start_once(runtime.temporal, OrderWorkflow.run, order, id=workflow_id(order_id), task_queue=task_queue)
     except (RPCError, TimeoutError) as exc:
         log.warning("Temporal did not take the start of order %s (%s): it starts when Temporal answers", order_id, str(exc) or "no answer in time")
         return False
     return True
 
 
-async def start_waiting_orders(runtime: Runtime, *, grace: timedelta = timedelta(seconds=5), every: float = 2.0) -> None:
+async def start_waiting_orders(
+    runtime: Runtime, *, grace: timedelta = timedelta(seconds=5), every: float = 2.0, task_queue: str = TASK_QUEUE
+) -> None:
     """Forever: start the workflow of every order still PENDING `grace` after it was placed.
-    While Temporal is away, the pauses between rounds double, up to 10 s."""
-    pause, ensured = every, Ensured()
+    While Temporal is away, the pauses between rounds double, up to 10 s. Any other failure
+    ends the loop, and the service's supervisor starts it again (and says so)."""
+    pause, recent = every, RecentlyTried()
     while True:
-        try:
-            answered = await _start_round(runtime, grace, ensured)
-        except Exception:
-            log.exception("starting the workflows of waiting orders failed; trying again")
-            answered = False
+        answered = await start_round(runtime, grace, recent, task_queue=task_queue)
         pause = every if answered else min(pause * 2, 10.0)
         await asyncio.sleep(pause)
 
 
-async def _start_round(runtime: Runtime, grace: timedelta, ensured: Ensured) -> bool:
-    """One pass over the waiting orders; False as soon as Temporal does not answer."""
-    async with runtime.read_sessions() as session:
-        waiting = await db.pending_orders(session, placed_before=db.now() - grace, limit=100)
-    ensured.forget_old()
-    for order in waiting:
-        if order.order_id in ensured:
-            continue
-        with bind(correlation_id=order.correlation_id, order_id=order.order_id):
-            if not await start_order_workflow(runtime, order.order_id, order.correlation_id, OrderSubmission.model_validate(order.submission)):
-                return False  # Temporal is away: the others would fail too
-            log.info("workflow ensured %.0f s after the order was placed", (db.now() - order.created_at).total_seconds())
-        ensured.add(order.order_id)
+async def start_round(
+    runtime: Runtime, grace: timedelta, recent: RecentlyTried, *, task_queue: str = TASK_QUEUE, page: int = 100
+) -> bool:
+    """One pass over every waiting order, the oldest first, a page at a time; False as soon as
+    Temporal does not answer (the others would wait for it too)."""
+    placed_before, after = db.now() - grace, None
+    recent.forget_old()
+    while True:
+        async with runtime.read_sessions() as session:
+            waiting = await db.pending_orders(session, placed_before=placed_before, after=after, limit=page)
+        for order in waiting:
+            if order.order_id in recent:
+                continue
+            with bind(correlation_id=order.correlation_id, order_id=order.order_id):
+                if not await _start_waiting_order(runtime, order, task_queue):
+                    return False
+            recent.add(order.order_id)
+        if len(waiting) < page:
+            return True
+        after = waiting[-1]
+
+
+async def _start_waiting_order(runtime: Runtime, order, task_queue: str) -> bool:
+    """Starts one waiting order's workflow; False only if Temporal did not answer. An order that
+    cannot be started as it is gets the reason on its row, and the round goes on."""
+    try:
+        submission = OrderSubmission.model_validate(order.submission)
+        if not await start_order_workflow(runtime, order.order_id, order.correlation_id, submission, task_queue=task_queue):
+            return False
+    except Exception as exc:  # this order's own trouble: it must not hold up the orders behind it
+        reason = f"{type(exc).__name__}: {exc}"[: db.START_FAILURE_LENGTH]
+        log.error("the workflow of order %s cannot be started: %s", order.order_id, reason, exc_info=exc)
+        if reason != order.start_failure:
+            await _set_start_failure(runtime, order.order_id, reason)
+        return True
+    log.info("workflow ensured %.0f s after the order was placed", (db.now() - order.created_at).total_seconds())
+    if order.start_failure is not None:
+        await _set_start_failure(runtime, order.order_id, None)  # it started after all
     return True
 
 
-class Ensured:
-    """Orders whose workflow was just started, or found already running. A running workflow can
-    keep its order PENDING for a while (its worker down, say), so such an order is looked at
-    again only after a minute, not on every round."""
+async def _set_start_failure(runtime: Runtime, order_id: str, reason: str | None) -> None:
+    async with runtime.sessions() as session, session.begin():
+        await db.update_order(session, order_id, only_from=[OrderStatus.PENDING], start_failure=reason)
+
+
+class RecentlyTried:
+    """Orders whose workflow was just started, or found already running, or could not be
+    started. A running workflow can keep its order PENDING for a while (its worker down, say),
+    and an order that could not be started will not start on the next round either, so such an
+    order is looked at again only after a minute, not on every round."""
 
     AGAIN_AFTER = 60.0
 

@@ -31,7 +31,9 @@ payments = Table(
     Column("customer_id", String(64), nullable=False),
     Column("amount", Numeric(12, 2), nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("status", String(20), nullable=False),  # PENDING, COMPLETED, FAILED, REFUNDED
+    # PENDING, COMPLETED, FAILED, REFUNDED, REFUND_FAILED (the gateway refused the refund for
+    # good: failure_reason says why, and an operator decides)
+    Column("status", String(20), nullable=False),
     Column("gateway", String(40), nullable=True),
     Column("card", JSON, nullable=True),
     Column("failure_reason", String(100), nullable=True),
@@ -53,6 +55,22 @@ cancellations_before_payment = Table(
     Column("reason", String(100), nullable=False),
     Column("event_id", String(64), nullable=False),  # the OrderCancelled, as the refund's cause
     Column("cancelled_at", UtcDateTime, nullable=False),
+)
+
+
+# Every operator decision on a refund the gateway refused (the audit record): retried, or
+# recorded as refunded by hand; who, when, why. A table of its own (not columns on payments):
+# tables are created at start-up, and an existing payments table would not gain new columns.
+refund_decisions = Table(
+    "refund_decisions",
+    tables,
+    Column("decision_id", String(64), primary_key=True),
+    Column("payment_id", String(80), nullable=False, index=True),
+    Column("action", String(20), nullable=False),  # retry, refunded_by_hand
+    Column("operator", String(200), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("reference", String(100), nullable=True),
+    Column("decided_at", UtcDateTime, nullable=False),
 )
 
 
@@ -105,3 +123,11 @@ async def remember_cancellation(session: AsyncSession, order_id: str, reason: st
                 order_id=order_id, reason=reason, event_id=event_id, cancelled_at=datetime.now(timezone.utc)
             )
         )
+
+
+async def refund_decisions_of(session: AsyncSession, payment_id: str) -> list[Any]:
+    return list(
+        await session.execute(
+            select(refund_decisions).where(refund_decisions.c.payment_id == payment_id).order_by(refund_decisions.c.decided_at)
+        )
+    )

@@ -38,8 +38,8 @@ async def _simulator(name: str, runtime: Runtime, method: str, path: str, **kwar
     if gateway is None:
         raise Problem(404, "Unknown payment gateway", f"no payment gateway named {name!r}")
     # The simulators' admin routes take only the payment service's signed calls (ADR 12).
-    secret = runtime.settings.service_token_secret
-    auth = SignedAs(secret.get_secret_value(), "payment", name) if secret else None
+    key = runtime.settings.service_signing_key
+    auth = SignedAs(key.get_secret_value(), "payment", name) if key else None
     try:
         async with httpx.AsyncClient(base_url=gateway.base_url, timeout=5, auth=auth) as client:
             response = await client.request(method, path, **kwargs)

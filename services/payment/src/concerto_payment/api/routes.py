@@ -11,11 +11,13 @@ from sqlalchemy import insert
 from concerto_contracts.http import PaymentMethodCreated, PaymentMethodRequest
 from concerto_payment.adapters import db
 from concerto_payment.api.gateways import router as gateway_controls
+from concerto_payment.api.refunds import router as refund_decisions
 from concerto_payment.domain.cards import UnknownToken, card_for
 from concerto_runtime import Problem, Runtime, runtime_of
 
 router = APIRouter()
 router.include_router(gateway_controls)
+router.include_router(refund_decisions)
 
 
 @router.post("/payment-methods", status_code=201)

@@ -14,7 +14,7 @@
 
 const CREDENTIAL_STORAGE = "concerto.credential"; // {kind: "bearer" | "key", value, who}
 const CONTEXTS = ["order", "payment", "fulfillment", "loyalty", "monitor"];
-const SAGA_STATUSES = ["RUNNING", "COMPLETED", "COMPENSATING", "COMPENSATED", "STUCK"];
+const SAGA_STATUSES = ["RUNNING", "COMPLETED", "COMPENSATING", "COMPENSATED", "STUCK", "COMPENSATION_FAILED"];
 const BREAKER_STATES = ["closed", "half_open", "open"];
 const ORDERS_EVERY_MS = 1000; // the orders list and the open journey: "live"
 const PANELS_EVERY_MS = 3000; // dead letters, payment gateways, consumers
@@ -303,6 +303,7 @@ function drawSagas(sagas) {
 
 function waitingFor(saga) {
   if (saga.status === "STUCK") return el("span", { className: "stuck" }, `stuck at ${saga.stuck_step || "?"}`);
+  if (saga.status === "COMPENSATION_FAILED") return el("span", { className: "stuck" }, `${saga.stuck_step || "?"} refused: an operator decides`);
   const next = saga.next_expected;
   if (!next) return "—";
   return el("span", {}, next.events.join(" or "), " ", next.deadline ? countdown(next.deadline) : "");
@@ -373,6 +374,58 @@ function drawJourney(timeline) {
     ...(expected.length ? expected : [el("li", { className: "muted" }, "Nothing: the saga is not waiting for any event.")]),
   );
   $("journey-body").hidden = false;
+  refreshPayment(timeline.order_id);
+}
+
+// --- a refund the gateway refused: the operator decides (retry, or refunded by hand) ------
+
+async function refreshPayment(orderId) {
+  let payment;
+  try {
+    payment = await api("GET", `/api/v1/admin/payments/${encodeURIComponent(orderId)}`);
+  } catch (error) {
+    $("journey-payment").textContent = error.status === 404 ? "—" : error.message;
+    $("refund-decision").hidden = true;
+    return;
+  }
+  if (orderId !== state.selectedOrder) return;
+  $("journey-payment").replaceChildren(
+    badge(payment.status, payment.status === "REFUND_FAILED" ? "status-COMPENSATION_FAILED" : "tag"),
+    ` ${payment.amount} ${payment.currency} via ${payment.gateway || "—"}`,
+  );
+  $("refund-failure").textContent = payment.failure_reason || "";
+  $("refund-decision").hidden = !payment.awaiting_decision;
+  $("refund-decisions").replaceChildren(
+    ...payment.decisions.map((d) =>
+      el(
+        "li",
+        {},
+        el("strong", {}, d.action === "retry" ? "Refund retried" : "Recorded as refunded by hand"),
+        ` by ${d.operator} at ${clock(d.decided_at)}: ${d.reason}`,
+        d.reference ? ` (reference ${d.reference})` : "",
+      ),
+    ),
+  );
+}
+
+async function decideRefund(action) {
+  const orderId = state.selectedOrder;
+  const reason = $("refund-reason").value.trim();
+  if (!orderId || !reason) return show("refund-decision-result", "Say why: it goes into the audit record.");
+  const reference = $("refund-reference").value.trim();
+  const path = `/api/v1/admin/payments/${encodeURIComponent(orderId)}/refund/${action}`;
+  for (const id of ["refund-retry", "refund-by-hand"]) $(id).disabled = true;
+  try {
+    await api("POST", path, reference && action === "refunded-by-hand" ? { reason, reference } : { reason });
+    show("refund-decision-result", action === "retry" ? "Refund sent to the gateway again." : "Refund recorded as made by hand.");
+    $("refund-reason").value = "";
+    $("refund-reference").value = "";
+  } catch (error) {
+    show("refund-decision-result", error.message);
+  } finally {
+    for (const id of ["refund-retry", "refund-by-hand"]) $(id).disabled = false;
+    refreshPayment(orderId);
+  }
 }
 
 function workflowLink(workflowId) {
@@ -481,7 +534,7 @@ async function customerToken(event) {
 // --- dead letters, payment gateways, consumers -------------------------------------------
 
 async function refreshPanels() {
-  await Promise.all([refreshFigures(), refreshDeadLetters(), refreshGateways(), refreshConsumers()]);
+  await Promise.all([refreshFigures(), refreshDeadLetters(), refreshNotStarted(), refreshGateways(), refreshConsumers()]);
 }
 
 // --- key figures ------------------------------------------------------------------------
@@ -539,6 +592,33 @@ async function refreshDeadLetters() {
   } catch (error) {
     show("dead-letters-error", error.message);
   }
+}
+
+// Orders the order starter could not start (a stored submission that no longer validates, say):
+// PENDING, with no saga yet, so only the order context knows about them.
+async function refreshNotStarted() {
+  try {
+    const page = await api("GET", "/api/v1/admin/orders/not-started?limit=20");
+    hide("not-started-error");
+    $("not-started-total").textContent = page.total;
+    if (changed("notStarted", page.items)) drawNotStarted(page.items);
+  } catch (error) {
+    show("not-started-error", error.message);
+  }
+}
+
+function drawNotStarted(orders) {
+  const rows = orders.map((order) =>
+    el(
+      "tr",
+      {},
+      el("td", { className: "mono", title: order.order_id }, shortId(order.order_id)),
+      el("td", {}, clock(order.created_at)),
+      el("td", { title: order.start_failure }, el("div", { className: "small clip" }, order.start_failure)),
+    ),
+  );
+  $("not-started").replaceChildren(...rows);
+  $("not-started-empty").hidden = orders.length > 0;
 }
 
 function orderLink(orderId) {
@@ -719,6 +799,8 @@ function start() {
   $("token-form").addEventListener("submit", customerToken);
   $("filter-all").addEventListener("click", () => setFilter(""));
   $("filter-stuck").addEventListener("click", () => setFilter("STUCK"));
+  $("refund-retry").addEventListener("click", () => decideRefund("retry"));
+  $("refund-by-hand").addEventListener("click", () => decideRefund("refunded-by-hand"));
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const orderId = $("search-input").value.trim();
