@@ -247,8 +247,7 @@ async def retry_refund(
 ) -> JSONResponse:
     """Send a refund the payment gateway refused for good to it again; audited: who (from the
     sign-in), when, why (admin). 409 unless the refund awaits a decision."""
-    command = RefundDecisionCommand(**body.model_dump(), operator=operator_of(caller))
-    return relay(await upstream(request, "payment").call("POST", f"/payments/{order_id}/refund/retry", json=command.model_dump()), request)
+    return await decide_refund(request, order_id, "retry", body, caller)
 
 
 @api.post(
@@ -261,11 +260,13 @@ async def record_refunded_by_hand(
     """Record a refund the gateway refused as made by hand (a bank transfer, say): the payment
     is REFUNDED and PaymentRefunded published with who, when, why, so the points are reversed
     and the saga's way back completes (admin). 409 unless the refund awaits a decision."""
+    return await decide_refund(request, order_id, "refunded-by-hand", body, caller)
+
+
+async def decide_refund(request: Request, order_id: str, decision: str, body: RefundDecisionRequest, caller: Caller) -> JSONResponse:
+    """An operator's decision on a refused refund, passed on with who took it."""
     command = RefundDecisionCommand(**body.model_dump(), operator=operator_of(caller))
-    return relay(
-        await upstream(request, "payment").call("POST", f"/payments/{order_id}/refund/refunded-by-hand", json=command.model_dump()),
-        request,
-    )
+    return relay(await upstream(request, "payment").call("POST", f"/payments/{order_id}/refund/{decision}", json=command.model_dump()), request)
 
 
 @api.get("/admin/sagas", response_model=SagaPage, tags=["admin"], dependencies=[admin])

@@ -163,20 +163,7 @@ class PaymentActivities:
                 if current.status not in refundable:
                     return NOTHING_TO_REFUND
                 await db.update_payment(uow.session, refund.payment_id, status="REFUNDED", refund_id=refund_id, failure_reason=None)
-                uow.publish(
-                    PaymentRefunded(
-                        order_id=refund.order_id,
-                        payment_id=refund.payment_id,
-                        refund_id=refund_id,
-                        customer_id=payment.customer_id,
-                        amount=payment.amount,
-                        currency=payment.currency,
-                        reason=refund.reason,
-                        gateway=payment.gateway,
-                    ),
-                    correlation_id=refund.correlation_id,
-                    causation_id=refund.causation_id,
-                )
+                uow.publish(refunded(refund, payment, refund_id), correlation_id=refund.correlation_id, causation_id=refund.causation_id)
                 await uow.commit()
             activity.logger.info("payment refunded through %s", payment.gateway)
         REFUNDS.labels(payment.gateway).inc()
@@ -230,22 +217,28 @@ class PaymentActivities:
             if decision.action == "refunded_by_hand" and payment.status == "REFUND_FAILED":
                 refund_id = f"by-hand-{decision.decision_id}"
                 await db.update_payment(session, refund.payment_id, status="REFUNDED", refund_id=refund_id)
+                by_hand = RefundRecordedByHand(
+                    operator=decision.operator, recorded_at=decision.decided_at, reason=decision.reason, reference=decision.reference
+                )
                 uow.publish(
-                    PaymentRefunded(
-                        order_id=refund.order_id,
-                        payment_id=refund.payment_id,
-                        refund_id=refund_id,
-                        customer_id=payment.customer_id,
-                        amount=payment.amount,
-                        currency=payment.currency,
-                        reason=refund.reason,
-                        gateway=payment.gateway,
-                        recorded_by_hand=RefundRecordedByHand(
-                            operator=decision.operator, recorded_at=decision.decided_at, reason=decision.reason, reference=decision.reference
-                        ),
-                    ),
+                    refunded(refund, payment, refund_id, recorded_by_hand=by_hand),
                     correlation_id=refund.correlation_id,
                     causation_id=refund.causation_id,
                 )
             await uow.commit()
         activity.logger.warning("refund decision %s by %s: %s", decision.action, decision.operator, decision.reason)
+
+
+def refunded(refund: RefundPayment, payment, refund_id: str, recorded_by_hand: RefundRecordedByHand | None = None) -> PaymentRefunded:
+    """The announcement that the payment's money went back, through its gateway or by hand."""
+    return PaymentRefunded(
+        order_id=refund.order_id,
+        payment_id=refund.payment_id,
+        refund_id=refund_id,
+        customer_id=payment.customer_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        reason=refund.reason,
+        gateway=payment.gateway,
+        recorded_by_hand=recorded_by_hand,
+    )
