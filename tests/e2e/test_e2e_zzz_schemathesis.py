@@ -45,7 +45,10 @@ async def test_the_gateway_passes_schemathesis_with_every_check(api, sign_in, us
     command = [
         str(Path(sys.executable).with_name("st")), "--config-file", str(REPO / "schemathesis.toml"),
         "run", str(api.http.base_url.join("/openapi.json")), "--checks", "all", "-H", f"Authorization: {(await sign_in(username))['Authorization']}",
-        "--seed", str(SEED), "--max-examples", "50", "--workers", "2",
+        # One worker: with two, hypothesis (describing a filter) parses source in both threads at
+        # once, and CPython 3.11's parser can fail that with "SystemError: AST constructor
+        # recursion depth mismatch", a schemathesis Runtime Error that says nothing of our API.
+        "--seed", str(SEED), "--max-examples", "50", "--workers", "1",
         "--rate-limit", "60/s",  # under the gateway's 100/s per caller: answers, not 429s
     ]  # fmt: skip
     try:
