@@ -231,7 +231,7 @@ async def crossed(rows: dict[str, list[Any]]) -> list[str]:
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         arrived: dict[tuple[str, bytes], list[str]] = defaultdict(list)
-        while any(await consumer.position(p) < ends[p] for p in partitions):
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
             for batch in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in batch:
                     event_id = dict(record.headers).get("ce_id", b"").decode()
