@@ -187,7 +187,7 @@ async def replay_and_poison(count: int) -> int:
     return poison
 
 
-async def dying_relay(data: Path, window: float = 4.0, lease: float = 10.0) -> tuple[int, int]:
+async def dying_relay(data: Path, window: float = 10.0, lease: float = 10.0) -> tuple[int, int]:
     """A relay replica of the order context that claims rows from its outbox as they come, for
     `window` seconds, and is killed before it sends any: the real claim, then nothing. Their
     orders' later events must wait for the lease to run out, then follow in order. Returns how
