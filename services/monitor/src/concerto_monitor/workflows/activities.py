@@ -36,9 +36,15 @@ class WatchActivities:
         # missing event is waiting in that topic. The watermark is the whole consumer group's,
         # read from the broker: with replicas, the event may wait in a partition another
         # instance holds (issue 18).
-        now = db.now()
-        consumer = self._runtime.consumer
-        horizon = min(now, await consumer.watermark()) if consumer is not None else now
+        # Asking the broker costs a few round trips: only when some deadline has passed by the
+        # clock (the timer often fires for a saga that has moved on since).
+        now, consumer, horizon = db.now(), self._runtime.consumer, None
+        if consumer is not None:
+            async with self._runtime.read_sessions() as session:
+                earliest = await db.earliest_due(session)
+            if earliest is not None and earliest <= now:
+                horizon = min(now, await consumer.watermark())
+        horizon = horizon or now
         async with self._runtime.unit_of_work() as uow:
             # The timer first: a deadline the consumer sets meanwhile waits for this transaction,
             # so the next deadline read below cannot miss it (PostgreSQL; SQLite's writers take turns).
