@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 
 from concerto_contracts import decode
 from concerto_contracts.events import FulfillmentCancelled, OrderCancelled, PaymentCompleted
-from concerto_contracts.values import CustomerSnapshot, LineItem, MaskedCard, OrderSnapshot, ShippingAddress, Totals
+from concerto_contracts.values import MaskedCard
 from concerto_fulfillment import service
 from concerto_fulfillment.adapters import db
 from concerto_fulfillment.messaging import handlers as fulfillment_handlers
@@ -27,20 +27,13 @@ from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkf
 from concerto_fulfillment.workflows.inputs import TASK_QUEUE
 from concerto_messaging import UnitOfWork, add_to_outbox
 from concerto_messaging.tables import outbox
-from concerto_runtime.arrivals import context_under_test, deliver, every_arrival_ends_as_caused, on_the_wire
+from concerto_runtime.arrivals import context_under_test, deliver, every_arrival_ends_as_caused, on_the_wire, order_of_batons
 from concerto_runtime.temporal import create_worker
 from concerto_runtime.testing import eventually
 
 
 def order_events(order_id: str) -> list:
-    order = OrderSnapshot(
-        order_id=order_id,
-        customer=CustomerSnapshot(id="cust-42", first_order=False, email_masked="a***@example.com"),
-        items=[LineItem(sku="CON-BATON", name="Conductor's baton", quantity=2, unit_price=Decimal("24.00"), weight_grams=50)],
-        shipping_address=ShippingAddress(name="Ada Lovelace", line1="12 Analytical Way", city="London", postal_code="N1 9GU", country="GB"),
-        totals=Totals(subtotal=Decimal("48.00"), discount=Decimal("0.00"), tax=Decimal("9.60"), shipping=Decimal("4.99"), total=Decimal("62.59"), currency="EUR"),
-        channel="web",
-    )  # fmt: skip
+    order = order_of_batons(order_id, quantity=2)
     return [
         PaymentCompleted(
             order_id=order_id, payment_id=f"pay-{order_id}", amount=Decimal("62.59"), currency="EUR",

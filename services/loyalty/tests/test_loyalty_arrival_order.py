@@ -17,7 +17,7 @@ from temporalio import activity
 
 from concerto_contracts import decode
 from concerto_contracts.events import PaymentCompleted, PaymentRefunded
-from concerto_contracts.values import CustomerSnapshot, LineItem, MaskedCard, OrderSnapshot, ShippingAddress, Totals
+from concerto_contracts.values import MaskedCard
 from concerto_loyalty.adapters import db
 from concerto_loyalty.messaging import handlers as loyalty_handlers
 from concerto_loyalty.workflows.activities import LoyaltyActivities
@@ -25,20 +25,13 @@ from concerto_loyalty.workflows.inputs import TASK_QUEUE, AccountChange
 from concerto_loyalty.workflows.loyalty_workflow import LoyaltyAccountWorkflow
 from concerto_messaging import UnitOfWork
 from concerto_messaging.tables import outbox
-from concerto_runtime.arrivals import context_under_test, deliver, every_arrival_ends_as_caused, on_the_wire
+from concerto_runtime.arrivals import context_under_test, deliver, every_arrival_ends_as_caused, on_the_wire, order_of_batons
 from concerto_runtime.temporal import create_worker
 from concerto_runtime.testing import Executions, eventually
 
 
 def payment_events(order_id: str, customer_id: str) -> list:
-    order = OrderSnapshot(
-        order_id=order_id,
-        customer=CustomerSnapshot(id=customer_id, first_order=False, email_masked="a***@example.com"),
-        items=[LineItem(sku="CON-BATON", name="Conductor's baton", quantity=1, unit_price=Decimal("24.00"), weight_grams=50)],
-        shipping_address=ShippingAddress(name="Ada Lovelace", line1="12 Analytical Way", city="London", postal_code="N1 9GU", country="GB"),
-        totals=Totals(subtotal=Decimal("24.00"), discount=Decimal("0.00"), tax=Decimal("4.80"), shipping=Decimal("4.99"), total=Decimal("33.79"), currency="EUR"),
-        channel="web",
-    )  # fmt: skip
+    order = order_of_batons(order_id, customer_id=customer_id)
     common = {"order_id": order_id, "payment_id": f"pay-{order_id}", "amount": Decimal("33.79"), "currency": "EUR"}
     return [
         PaymentCompleted(**common, card=MaskedCard(brand="visa", last4="4242"), gateway="cardpay", order=order),

@@ -18,24 +18,17 @@ from concerto_contracts.events import (
     FulfillmentCancelled, InventoryReserved, OrderCancelled, OrderCompleted, OrderConfirmed, PaymentCompleted,
     PaymentRefunded, PointsAwarded, PointsReversed, ShipmentDispatched, ShipmentScheduled,
 )  # fmt: skip
-from concerto_contracts.values import CustomerSnapshot, LineItem, MaskedCard, OrderSnapshot, ShippingAddress, Totals
+from concerto_contracts.values import MaskedCard
 from concerto_monitor.adapters import db, repository
 from concerto_monitor.domain.definition import ORDER_SAGA
 from concerto_monitor.messaging import handlers as monitor_handlers
-from concerto_runtime.arrivals import context_under_test, deliver, every_arrival_ends_as_caused, on_the_wire
+from concerto_runtime.arrivals import context_under_test, deliver, every_arrival_ends_as_caused, on_the_wire, order_of_batons
 
-ITEM = LineItem(sku="CON-BATON", name="Conductor's baton", quantity=1, unit_price=Decimal("24.00"), weight_grams=50)
+ITEM = order_of_batons("ord-x").items[0]
 
 
 def forward(order_id: str) -> list:
-    order = OrderSnapshot(
-        order_id=order_id,
-        customer=CustomerSnapshot(id="cust-42", first_order=False, email_masked="a***@example.com"),
-        items=[ITEM],
-        shipping_address=ShippingAddress(name="Ada Lovelace", line1="12 Analytical Way", city="London", postal_code="N1 9GU", country="GB"),
-        totals=Totals(subtotal=Decimal("24.00"), discount=Decimal("0.00"), tax=Decimal("4.80"), shipping=Decimal("4.99"), total=Decimal("33.79"), currency="EUR"),
-        channel="web",
-    )  # fmt: skip
+    order = order_of_batons(order_id)
     money = {"amount": Decimal("33.79"), "currency": "EUR"}
     return [
         OrderConfirmed(order_id=order_id, order=order, payment_method_id="pm-1"),

@@ -18,22 +18,14 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from concerto_contracts.events import OrderCancelled, OrderConfirmed
-from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, ShippingAddress, Totals
 from concerto_payment.adapters import db
 from concerto_payment.domain.cards import payment_id_for
 from concerto_payment.messaging import handlers as payment_handlers
-from concerto_runtime.arrivals import context_under_test, deliver, every_arrival_ends_as_caused, on_the_wire
+from concerto_runtime.arrivals import context_under_test, deliver, every_arrival_ends_as_caused, on_the_wire, order_of_batons
 
 
 def order_events(order_id: str) -> list:
-    order = OrderSnapshot(
-        order_id=order_id,
-        customer=CustomerSnapshot(id="cust-42", first_order=False, email_masked="a***@example.com"),
-        items=[LineItem(sku="CON-BATON", name="Conductor's baton", quantity=1, unit_price=Decimal("24.00"), weight_grams=50)],
-        shipping_address=ShippingAddress(name="Ada Lovelace", line1="12 Analytical Way", city="London", postal_code="N1 9GU", country="GB"),
-        totals=Totals(subtotal=Decimal("24.00"), discount=Decimal("0.00"), tax=Decimal("4.80"), shipping=Decimal("4.99"), total=Decimal("33.79"), currency="EUR"),
-        channel="web",
-    )  # fmt: skip
+    order = order_of_batons(order_id)
     return [
         OrderConfirmed(order_id=order_id, order=order, payment_method_id="pm-1"),
         OrderCancelled(order_id=order_id, customer_id="cust-42", reason="customer_request", total=Decimal("33.79"), currency="EUR"),
@@ -41,9 +33,8 @@ def order_events(order_id: str) -> list:
 
 
 @pytest.fixture
-def payment(tmp_path, monkeypatch):
-    # A task queue no worker polls: the workflows the handlers start wait there to be looked at.
-    monkeypatch.setattr(payment_handlers, "TASK_QUEUE", f"payment-arrivals-{uuid.uuid4().hex[:8]}")
+def payment(tmp_path):
+    # The test server is this test's own and runs no worker: the workflows the handlers start wait to be looked at.
     handlers = lambda client: payment_handlers.handlers(SimpleNamespace(temporal=client))  # noqa: E731
     with context_under_test(tmp_path, db.tables, group_id="payment-service", handlers=handlers) as context:
         yield context

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from concerto_contracts import DomainEvent, encode
+from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, ShippingAddress, Totals
 from concerto_messaging import EventConsumer, Handler
 from concerto_messaging import metadata as messaging_metadata
 from concerto_runtime.database import create_sessions
@@ -50,6 +52,20 @@ def arrivals(draw, count: int, most_copies: int = 3) -> Arrival:
 def causal(count: int) -> Arrival:
     """The order the events were caused in, each once, one at a time."""
     return Arrival(tuple(range(count)), frozenset(range(count)))
+
+
+def order_of_batons(order_id: str, *, customer_id: str = "cust-42", quantity: int = 1) -> OrderSnapshot:
+    """The order the events carry: `quantity` conductor's batons at 24.00 EUR, 20 % tax, 4.99 shipping."""
+    subtotal = Decimal("24.00") * quantity
+    tax = subtotal * Decimal("0.20")
+    return OrderSnapshot(
+        order_id=order_id,
+        customer=CustomerSnapshot(id=customer_id, first_order=False, email_masked="a***@example.com"),
+        items=[LineItem(sku="CON-BATON", name="Conductor's baton", quantity=quantity, unit_price=Decimal("24.00"), weight_grams=50)],
+        shipping_address=ShippingAddress(name="Ada Lovelace", line1="12 Analytical Way", city="London", postal_code="N1 9GU", country="GB"),
+        totals=Totals(subtotal=subtotal, discount=Decimal("0.00"), tax=tax, shipping=Decimal("4.99"), total=subtotal + tax + Decimal("4.99"), currency="EUR"),
+        channel="web",
+    )  # fmt: skip
 
 
 def on_the_wire(event: DomainEvent, *, source: str, correlation_id: str, offset: int = 0) -> ConsumerRecord:
