@@ -220,6 +220,13 @@ def java(main_class: str, *args: str) -> list[str]:
     ]
 
 
+TEMPORAL_SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=OFF"]
+TEMPORAL_CACHES = [
+    "--dynamic-config-value", "history.cacheMaxSize=16384",
+    "--dynamic-config-value", "history.eventsCacheMaxSizeBytes=67108864",
+]
+
+
 def prepare_temporal(data: Path) -> None:
     if not (VENV_BIN / "temporal").exists():
         raise StackError(f"{VENV_BIN / 'temporal'} is missing: run `make setup`")
@@ -251,6 +258,13 @@ def components_of(replicas: int) -> list[Component]:
                 # workflow task's: fewer round trips per order (ADR 8).
                 "--dynamic-config-value", "system.enableEagerWorkflowStart=true",
                 "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+                # SQLite as the Temporal SDKs' own load tests run it: a write-ahead log, and no
+                # fsync per commit. A SIGKILL of Temporal loses nothing (the chaos run does it);
+                # an OS crash or power cut may lose the last transactions (ADR 8).
+                *TEMPORAL_SQLITE_PRAGMAS,
+                # Every open run's mutable state and recent events stay in memory (one history
+                # shard here): a workflow task, signal or timer never reloads them from SQLite.
+                *TEMPORAL_CACHES,
             ],
             probe=temporal_probe, prepare=prepare_temporal, stop_timeout=15, stage=1,
         ),
