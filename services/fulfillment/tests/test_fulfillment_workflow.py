@@ -7,7 +7,9 @@ runs normally, which is what lets a test signal a cancellation "during" the wait
 
 Each branch's test keeps its workflow's history in tests/histories/fulfillment_<branch>.json,
 and every history there is replayed with the current FulfillmentWorkflow, so a change that would
-break fulfillments already running fails here. Record them again only when the change is safe:
+break fulfillments already running fails here. Record them again only when the change is safe,
+or a release retires patches (ADR 17: the histories recorded before it move to
+tests/histories/retired/, which is not replayed):
 
     cd /work/main && RECORD_HISTORIES=1 .venv/bin/pytest services/fulfillment/tests/test_fulfillment_workflow.py
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from concerto_contracts.values import CustomerSnapshot, LineItem, OrderSnapshot, ShippingAddress, Totals
@@ -35,10 +37,6 @@ from concerto_runtime.testing import Executions, assert_kept_histories, assert_r
 
 HOUR = 3600
 HISTORIES = Path(__file__).parent / "histories"
-# Recorded before the "dispatch-checks-cancellation" patch: the happy path, dispatch answering None.
-HAPPY_PATH_V1_HISTORY = HISTORIES / "fulfillment_happy_path_v1.json"
-# Recorded after that patch, before the steps became local activities (concerto_runtime.workflows.run_step).
-REMOTE_ACTIVITIES_HISTORY = HISTORIES / "fulfillment_happy_path_remote_activities.json"
 
 
 def fulfill_order(pickup_wait_seconds: int = 1) -> FulfillOrder:
@@ -246,17 +244,6 @@ async def test_fulfillment_workflow_releases_when_dispatch_finds_the_order_cance
 
     assert recorder.names == ["reserve_stock", "schedule_shipment", "dispatch_shipment", "release_stock"]
     await keep_history(handle, HISTORIES / "fulfillment_cancelled_at_dispatch.json")
-
-
-async def test_fulfillment_workflow_replays_a_history_from_before_the_dispatch_patch(env):
-    """A fulfillment that dispatched under the old code (its activity answered nothing) replays
-    unchanged: workflow.patched keeps it on the old branch."""
-    history = WorkflowHistory.from_json("fulfillment-history-fixture", HAPPY_PATH_V1_HISTORY.read_text())
-    await assert_replays(history, [FulfillmentWorkflow])
-
-
-async def test_fulfillment_workflow_replays_a_history_from_before_local_activities():
-    await assert_replays(REMOTE_ACTIVITIES_HISTORY, [FulfillmentWorkflow])
 
 
 async def test_fulfillment_workflow_replays_its_own_history(env):

@@ -8,7 +8,8 @@ The replay tests guard determinism. Every branch's test keeps its order's histor
 tests/histories/order_<branch>.json, and every history there is replayed with the current
 OrderWorkflow; if a change makes one fail, that change would break orders already running in
 production (version the change with workflow.patched instead). Record them again only when the
-change is safe, or the history's format changed:
+change is safe, or the history's format changed, or a release retires patches (ADR 17: the
+histories recorded before it move to tests/histories/retired/, which is not replayed):
 
     cd /work/main && RECORD_HISTORIES=1 .venv/bin/pytest services/order/tests/test_order_workflow.py
 
@@ -23,13 +24,15 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -60,10 +63,6 @@ from concerto_runtime.testing import Executions, assert_kept_histories, assert_r
 
 HISTORIES = Path(__file__).parent / "histories"
 HAPPY_PATH_HISTORY = HISTORIES / "order_happy_path.json"
-# Recorded before the "no-cancellation-past-the-pivot" patch: a dispatch deadline that cancelled.
-DISPATCH_DEADLINE_V1_HISTORY = HISTORIES / "order_dispatch_deadline_v1.json"
-# Recorded before the database steps became local activities (concerto_runtime.workflows.run_step).
-REMOTE_ACTIVITIES_HISTORY = HISTORIES / "order_happy_path_remote_activities.json"
 HISTORY_ORDER_ID = "history-fixture"
 
 CARD = MaskedCard(brand="visa", last4="4242")
@@ -520,7 +519,7 @@ async def test_order_workflow_ignores_a_compensation_request_past_the_pivot(env)
 
 
 async def test_order_workflow_past_the_pivot_outwaits_its_dispatch_deadline(env):
-    """The parcel may still leave: a missed dispatch deadline no longer cancels (and refunds)."""
+    """The parcel may still leave: past the pivot no deadline cancels (and refunds) the order."""
     order = place_order(fulfillment_deadline_seconds=3600)
     async with running(env.client, order) as (handle, recorder, _):
         await signal(handle, payment_completed(order), inventory_reserved(order), shipment_scheduled(order))
@@ -535,14 +534,60 @@ async def test_order_workflow_past_the_pivot_outwaits_its_dispatch_deadline(env)
     await keep_history(handle, HISTORIES / "order_dispatch_deadline_outwaited.json")
 
 
+# --- one deadline timer (the alarm) for every milestone ----------------------------------------
+
+
+def timer_events(history: WorkflowHistory) -> Counter:
+    kinds = {EventType.EVENT_TYPE_TIMER_STARTED: "started", EventType.EVENT_TYPE_TIMER_CANCELED: "cancelled", EventType.EVENT_TYPE_TIMER_FIRED: "fired"}
+    return Counter(kinds[event.event_type] for event in history.events if event.event_type in kinds)
+
+
+async def test_order_workflow_starts_one_deadline_timer_for_all_its_milestones(env):
+    """Each milestone in a workflow task of its own, as on the running stack: one timer, started
+    for the payment deadline, cancelled at the pivot; not a timer started and cancelled per step."""
+    order = place_order()
+    async with running(env.client, order) as (handle, recorder, _):
+        for event, status in zip(whole_journey(order), [OrderStatus.PAID, OrderStatus.FULFILLING, None, None]):
+            await signal(handle, event)
+            if status:
+                await reaches(handle, status)
+        await shipment_recorded(recorder)
+        assert (await handle.result()).status == OrderStatus.COMPLETED
+        history = await handle.fetch_history()
+
+    assert timer_events(history) == Counter(started=1, cancelled=1)
+
+
+async def test_order_workflow_a_milestone_keeps_its_own_deadline_when_the_alarm_rings_for_an_earlier_one(env):
+    """The alarm was set for the payment deadline (15 minutes); the payment came at once, so the
+    stock has a day from then: the alarm ringing at 15 minutes is set again for what is left, and
+    the order is cancelled only when the day has passed."""
+    order = place_order(payment_deadline_seconds=15 * 60, fulfillment_deadline_seconds=24 * 3600)
+    async with running(env.client, order) as (handle, recorder, _):
+        await reaches(handle, OrderStatus.CONFIRMED)  # the alarm is set for the payment
+        await signal(handle, payment_completed(order))
+        outcome = await handle.result()  # the test server skips to each timer
+        history = await handle.fetch_history()
+
+    expect_cancelled(outcome, recorder, "fulfillment_timeout")
+    assert timer_events(history) == Counter(started=2, fired=2)
+    started, ended = history.events[0].event_time.ToDatetime(), history.events[-1].event_time.ToDatetime()
+    assert ended - started >= timedelta(hours=24)
+
+
+async def test_order_workflow_a_nearer_deadline_replaces_the_alarm(env):
+    """A step whose deadline comes before the running alarm's gets an alarm of its own."""
+    order = place_order(payment_deadline_seconds=24 * 3600, fulfillment_deadline_seconds=600)
+    async with running(env.client, order) as (handle, recorder, _):
+        await signal(handle, payment_completed(order))
+        await reaches(handle, OrderStatus.PAID)
+        await env.sleep(700)
+        await reaches(handle, OrderStatus.CANCELLED)
+
+    assert recorder.only("cancel_order").reason == "fulfillment_timeout"
+
+
 # --- determinism -----------------------------------------------------------------------------
-
-
-async def test_order_workflow_replays_a_dispatch_deadline_history_from_before_the_pivot_patch(env):
-    """An order that was cancelled at its dispatch deadline under the old code replays unchanged
-    (workflow.patched keeps the old branch for it)."""
-    history = WorkflowHistory.from_json("order-history-dispatch-deadline", DISPATCH_DEADLINE_V1_HISTORY.read_text())
-    await assert_replays(history, [OrderWorkflow])
 
 
 async def happy_path_history(client: Client, order: PlaceOrder) -> WorkflowHistory:
@@ -561,13 +606,6 @@ async def test_order_workflow_replays_its_own_history(env):
 async def test_order_workflow_replays_the_committed_happy_path_history(env):
     assert HAPPY_PATH_HISTORY.exists(), f"{HAPPY_PATH_HISTORY} is missing: see this module's docstring to regenerate it"
     history = WorkflowHistory.from_json(f"order-{HISTORY_ORDER_ID}", HAPPY_PATH_HISTORY.read_text())
-    await assert_replays(history, [OrderWorkflow])
-
-
-async def test_order_workflow_replays_a_history_from_before_local_activities(env):
-    """An order whose steps ran as regular activities replays unchanged (run_step's patch keeps
-    the old branch for it)."""
-    history = WorkflowHistory.from_json(f"order-{HISTORY_ORDER_ID}", REMOTE_ACTIVITIES_HISTORY.read_text())
     await assert_replays(history, [OrderWorkflow])
 
 

@@ -4,7 +4,9 @@ attempt) and returns a canned result or raises a canned error.
 
 Each branch's test keeps its workflow's history in tests/histories/payment_<branch>.json, and
 every history there is replayed with the current code, so a change that would break payments
-already running fails here. Record them again only when the change is safe:
+already running fails here. Record them again only when the change is safe, or a release retires
+patches (ADR 17: the histories recorded before it move to tests/histories/retired/, which is not
+replayed):
 
     cd /work/main && RECORD_HISTORIES=1 .venv/bin/pytest services/payment/tests/test_payment_workflow.py
 """
@@ -165,14 +167,6 @@ async def env():
 
 
 # --- PaymentWorkflow -------------------------------------------------------------------------
-
-# Recorded before record_payment became a local activity (concerto_runtime.workflows.run_step).
-REMOTE_ACTIVITIES_HISTORY = HISTORIES / "payment_approved_remote_activities.json"
-
-
-async def test_payment_workflow_replays_a_history_from_before_local_activities():
-    await assert_replays(REMOTE_ACTIVITIES_HISTORY, [PaymentWorkflow, RefundWorkflow])
-
 
 async def test_payment_workflow_replays_its_own_history(env):
     request = collect_payment()

@@ -9,9 +9,11 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-# Recorded in each workflow run that runs its database steps as local activities; runs that
-# started before (their histories hold regular activities) keep doing so when they replay.
-LOCAL_STEPS_PATCH = "database-steps-as-local-activities"
+# Every workflow.patched / workflow.deprecate_patch id in the workflows, with the day it came in
+# (ADR 17): a patch is retired, its old branch deleted, by the first release after every run that
+# could carry its marker has closed. Empty: the release of issue 19 retired the six there were.
+# libs/runtime/tests/test_runtime_patches.py fails on an id in the code that is not listed here.
+PATCHES: dict[str, str] = {}
 
 
 class PermanentFailure(Exception):
@@ -47,6 +49,4 @@ async def run_step(activity: Callable, argument: Any) -> Any:
     server and no task of its own (ADR 8). Calls to anything outside the service (a payment
     gateway) stay regular activities: those may be slow, and their retries should show as such.
     """
-    if workflow.patched(LOCAL_STEPS_PATCH):
-        return await workflow.execute_local_activity_method(activity, argument, **activity_options())
-    return await workflow.execute_activity_method(activity, argument, **activity_options())
+    return await workflow.execute_local_activity_method(activity, argument, **activity_options())

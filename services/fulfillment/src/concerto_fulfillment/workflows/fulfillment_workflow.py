@@ -36,11 +36,10 @@ class FulfillmentWorkflow:
             return "unavailable"
         if not self._order_cancelled:
             await run_step(FulfillmentActivities.schedule_shipment, request)
-            if workflow.patched("dispatch-after-the-order-agrees"):
-                # The pivot is the order context's to call: until it says the order can no
-                # longer be cancelled (OrderReadyToShip), a cancellation may still come. No
-                # deadline here: the order's own deadline ends in one or the other.
-                await workflow.wait_condition(lambda: self._order_ready_to_ship or self._order_cancelled)
+            # The pivot is the order context's to call: until it says the order can no longer be
+            # cancelled (OrderReadyToShip), a cancellation may still come. No deadline here: the
+            # order's own deadline ends in one or the other.
+            await workflow.wait_condition(lambda: self._order_ready_to_ship or self._order_cancelled)
             # Wait for the carrier's pick-up, unless the order is cancelled meanwhile.
             try:
                 await workflow.wait_condition(
@@ -51,7 +50,7 @@ class FulfillmentWorkflow:
         if self._order_cancelled:
             return await self._release(request)
         dispatched = await run_step(FulfillmentActivities.dispatch_shipment, request)
-        if workflow.patched("dispatch-checks-cancellation") and not dispatched:
+        if not dispatched:
             return await self._release(request)  # cancelled at the last moment: the parcel stays
         return "dispatched"
 

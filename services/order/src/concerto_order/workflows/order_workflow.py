@@ -4,6 +4,10 @@ It prices and confirms the order, announces OrderConfirmed, then waits (with dea
 the milestones the other contexts announce on Kafka, which arrive here as signals:
 payment, stock reservation, shipment. It ends COMPLETED or CANCELLED, never in between.
 
+Each milestone has a deadline of its own, counted from the moment the order starts waiting for
+it; one durable timer (the alarm) serves them all, so an order that moves on in time starts one
+timer, not one per milestone (see _arm).
+
 Two things can turn it back before the pivot: the customer (an update, answered at once) and
 the saga monitor, when a context stays silent past its deadline (a signal: CompensationRequested).
 Once the shipment is scheduled neither can (ADR 5).
@@ -12,7 +16,7 @@ Once the shipment is scheduled neither can (ADR 5).
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -39,6 +43,9 @@ class OrderWorkflow:
         self._cancel_requested = False
         self._compensation_reason: str | None = None
         self._status = OrderStatus.PENDING
+        # The one deadline timer (see _arm): when it rings, and its task while it runs.
+        self._alarm_at: datetime | None = None
+        self._alarm: asyncio.Task | None = None
 
     @workflow.signal
     def event_received(self, event: EventReceived) -> None:
@@ -115,13 +122,10 @@ class OrderWorkflow:
             order, OrderStatus.FULFILLING, shipment=_shipment_view(shipment), ready_to_ship=True, correlation_id=order.correlation_id
         )
 
-        dispatched = await self._wait_for("ShipmentDispatched", seconds=order.fulfillment_deadline_seconds, cancellable=False)
-        if dispatched is None:
-            if not workflow.patched("no-cancellation-past-the-pivot"):
-                return await self._cancel(order, "fulfillment_timeout")
-            # The parcel may still leave: cancelling (and refunding) now could give away both
-            # goods and money. Keep waiting; the saga monitor shows the order STUCK to an operator.
-            dispatched = await self._wait_for("ShipmentDispatched", seconds=None, cancellable=False)
+        # No deadline past the pivot: the parcel may still leave, and cancelling (and refunding)
+        # now could give away both goods and money. A late dispatch is the saga monitor's to show
+        # (the order is STUCK) and an operator's to settle (ADR 7).
+        dispatched = await self._wait_for("ShipmentDispatched", seconds=None, cancellable=False)
         sent = ShipmentDispatched.model_validate(dispatched.data, context=TOLERANT)
         await self._progress(order, OrderStatus.SHIPPED, shipment=_shipment_view(shipment, sent))
 
@@ -133,8 +137,8 @@ class OrderWorkflow:
         return OrderOutcome(status=OrderStatus.COMPLETED)
 
     async def _wait_for(self, *names: str, seconds: int | None, cancellable: bool = True) -> EventReceived | None:
-        """The first of the named events, or None on deadline or (if allowed) cancellation or
-        compensation. No deadline when `seconds` is None."""
+        """The first of the named events, or None when `seconds` pass first (counted from now) or
+        (if allowed) on cancellation or compensation. No deadline when `seconds` is None."""
 
         def turned_back() -> bool:
             return cancellable and (self._cancel_requested or self._compensation_reason is not None)
@@ -142,13 +146,39 @@ class OrderWorkflow:
         def arrived() -> bool:
             return any(name in self._events for name in names) or turned_back()
 
-        try:
-            await workflow.wait_condition(arrived, timeout=timedelta(seconds=seconds) if seconds else None)
-        except asyncio.TimeoutError:
-            return None
+        if not seconds:
+            if not arrived():
+                self._disarm()  # nothing left for it to ring for
+                await workflow.wait_condition(arrived)
+        else:
+            deadline = workflow.now() + timedelta(seconds=seconds)
+            while not arrived():
+                self._arm(deadline)
+                await workflow.wait_condition(lambda: arrived() or self._alarm.done())
+                if not arrived() and self._alarm_at == deadline:
+                    return None  # the alarm rang for this very deadline
+                # It rang for an earlier deadline (a step before this one's): set it again.
         if turned_back():
             return None  # an accepted cancellation wins over a milestone that arrived with it
         return next((self._events[name] for name in names if name in self._events), None)
+
+    def _arm(self, deadline: datetime) -> None:
+        """Makes the alarm ring by `deadline`. A running alarm that rings no later is kept: when
+        it rings early, _wait_for sets it again for what is left. So the timer started for the
+        payment deadline serves the later milestones too (a step with a nearer deadline than the
+        running alarm's replaces it), and an order that moves on in time starts one timer and
+        cancels it once, at the pivot, past which nothing has a deadline. A timer still running
+        when the order ends costs nothing: the server drops it with the run."""
+        if self._alarm is not None and not self._alarm.done() and self._alarm_at <= deadline:
+            return
+        self._disarm()
+        self._alarm_at = deadline
+        self._alarm = asyncio.create_task(workflow.sleep(deadline - workflow.now()))
+
+    def _disarm(self) -> None:
+        if self._alarm is not None and not self._alarm.done():
+            self._alarm.cancel()
+        self._alarm, self._alarm_at = None, None
 
     def _stop_reason(self, on_deadline: str) -> str:
         if self._cancel_requested:

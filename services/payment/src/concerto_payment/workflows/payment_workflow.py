@@ -27,11 +27,6 @@ ACTIVITY_OPTIONS = activity_options()
 # While no gateway can take the payment, try again every few seconds, up to the deadline.
 CHARGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=1.5, maximum_interval=timedelta(seconds=5))
 
-# Recorded in runs that look for a late charge until the gateway's answer window has passed;
-# runs from before looked once, and keep doing so when they replay.
-LATE_CHARGE_PATCH = "look-for-a-late-charge-until-the-answer-window-passes"
-# Recorded in refund runs that wait for an operator once the gateway refuses the refund for good.
-OPERATOR_DECIDES_PATCH = "refused-refund-waits-for-an-operator"
 # How often to look for a late charge: ten looks over the window, between 1 s and 30 s apart.
 LOOKS_PER_WINDOW = 10
 
@@ -55,10 +50,7 @@ class PaymentWorkflow:
         await run_step(PaymentActivities.record_payment, result)
         if charge.decline_reason in ("unavailable", "cancelled"):
             # An earlier attempt whose answer was lost may still have charged the card: undo it.
-            if workflow.patched(LATE_CHARGE_PATCH):
-                await self._release_a_late_charge(request)
-            else:
-                await workflow.execute_activity_method(PaymentActivities.release_unclaimed_charge, request, **ACTIVITY_OPTIONS)
+            await self._release_a_late_charge(request)
         return result
 
     async def _release_a_late_charge(self, request: CollectPayment) -> None:
@@ -88,7 +80,7 @@ class RefundWorkflow:
     @workflow.run
     async def run(self, refund: RefundPayment) -> None:
         outcome = await workflow.execute_activity_method(PaymentActivities.refund_payment, refund, **ACTIVITY_OPTIONS)
-        while outcome == REFUSED and workflow.patched(OPERATOR_DECIDES_PATCH):
+        while outcome == REFUSED:
             self._awaiting_decision = True
             await workflow.wait_condition(lambda: bool(self._decisions))
             self._awaiting_decision = False
