@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from temporalio.testing import ActivityEnvironment
 
 from concerto_contracts import Envelope
@@ -31,6 +31,7 @@ from concerto_messaging.tables import outbox
 from concerto_monitor.adapters import db, repository
 from concerto_monitor.domain.definition import ORDER_SAGA
 from concerto_monitor.workflows.activities import WatchActivities
+from concerto_monitor.workflows.inputs import WatchUpdate
 from concerto_runtime.database import create_sessions
 from concerto_runtime.testing import DATABASE_KINDS, fresh_database
 
@@ -217,3 +218,57 @@ async def test_monitor_watch_activity_past_the_pivot_alerts_without_compensation
         row = await db.get_saga(session, journey.order_id)
     assert row.status == SagaStatus.STUCK and row.timed_out == ["completion"]
     assert await published(sessions, journey.order_id) == ["SagaTimedOut"]
+
+
+# --- what recording an event costs the database ------------------------------------------------
+
+
+async def test_monitor_projection_records_an_event_in_four_statements(sessions):
+    """One statement reads the saga with its events' arrivals (and locks its row), one adds the
+    event, one saves the saga, one moves SagaWatch's timer only if the deadline is earlier; an
+    event after which the saga waits for nothing does not touch the timer at all."""
+    statements: list[str] = []
+    engine = sessions.kw["bind"].sync_engine
+
+    def note(connection, cursor, statement, parameters, context, executemany) -> None:
+        if not statement.startswith(("BEGIN", "SELECT 1")):
+            statements.append(statement.split(None, 1)[0].upper())
+
+    journey = Journey()
+    envelopes = journey.happy_path()
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        for envelope in envelopes:
+            statements.clear()
+            await record(sessions, envelope)
+            done = envelope is envelopes[-1]  # OrderCompleted: nothing left to wait for
+            assert statements == (["SELECT", "INSERT", "UPDATE"] if done else ["SELECT", "INSERT", "INSERT" if envelope is envelopes[0] else "UPDATE", "INSERT"])
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+async def test_monitor_timer_moves_only_to_an_earlier_deadline_and_counts_each_move(sessions):
+    """The consumer's setting (only_if_earlier): the first one creates the timer (version 1), a
+    later deadline leaves it, an earlier one moves it (a newer version), no deadline leaves it;
+    once the activity has cleared it, any deadline sets it again."""
+    start = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+
+    async def earlier(deadline):
+        async with sessions() as session, session.begin():
+            return await repository.set_timer(session, deadline, only_if_earlier=True)
+
+    async def timer():
+        async with sessions() as session:
+            return (await session.execute(select(db.watch_timer))).one()
+
+    assert await earlier(start + timedelta(minutes=5)) == WatchUpdate(version=1, deadline=start + timedelta(minutes=5))
+    assert await earlier(start + timedelta(minutes=6)) is None
+    assert await earlier(start + timedelta(minutes=5)) is None  # the same deadline is not earlier
+    assert await earlier(None) is None
+    assert await earlier(start + timedelta(minutes=1)) == WatchUpdate(version=2, deadline=start + timedelta(minutes=1))
+    assert (await timer()).armed_at == start + timedelta(minutes=1)
+    async with sessions() as session, session.begin():
+        cleared = await repository.set_timer(session, None, only_if_earlier=False)
+    assert cleared == WatchUpdate(version=3, deadline=None)
+    assert await earlier(start + timedelta(hours=1)) == WatchUpdate(version=4, deadline=start + timedelta(hours=1))
+    assert tuple(await timer()) == (1, start + timedelta(hours=1), 4)

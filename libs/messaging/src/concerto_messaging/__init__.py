@@ -2,7 +2,7 @@
 side, an idempotent consumer with an inbox, held partitions and a dead-letter topic on the
 consuming side."""
 
-from concerto_messaging.consumer import EventConsumer, Handler, InjectedFault, InvalidEvent
+from concerto_messaging.consumer import EventConsumer, Handler, InjectedFault, InvalidEvent, database_first
 from concerto_messaging.kafka import create_producer, ensure_topics
 from concerto_messaging.relay import OutboxRelay
 from concerto_messaging.tables import metadata
@@ -17,6 +17,7 @@ __all__ = [
     "UnitOfWork",
     "add_to_outbox",
     "create_producer",
+    "database_first",
     "ensure_topics",
     "metadata",
 ]

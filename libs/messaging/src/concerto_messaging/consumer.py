@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from opentelemetry import context as otel_context
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from concerto_contracts import DomainEvent, Envelope, Topics, UndecodableEvent, decode
@@ -38,12 +38,23 @@ from concerto_contracts.http import ConsumerControls
 from concerto_observability import bind
 from concerto_observability.metrics import counter, gauge
 from concerto_messaging.tables import inbox
-from concerto_messaging.tracing import context_from
+from concerto_messaging.tracing import consuming
 
 log = logging.getLogger(__name__)
 
 # A handler gets the event and the open transaction; what it writes commits with the inbox row.
 Handler = Callable[[Envelope, AsyncSession], Awaitable[None]]
+
+
+def database_first(handler: Handler) -> Handler:
+    """Marks a handler whose first step is a statement in the consumer's transaction, so it
+    takes the database's writer at once anyway. For such a handler the consumer writes the
+    event's inbox row first, in that same transaction, and the write is the look-up: a row
+    already there means a duplicate, and nothing else happens. One transaction per event
+    instead of two. A handler that calls out (Temporal) before any statement stays unmarked: it
+    is looked up in a read-only transaction of its own, and takes the writer only after the call."""
+    handler.database_first = True  # type: ignore[attr-defined]
+    return handler
 
 
 class InvalidEvent(Exception):
@@ -54,6 +65,22 @@ class InvalidEvent(Exception):
 class InjectedFault(InvalidEvent):
     """Raised for an event type the consumer controls say to reject (a fault, on purpose)."""
 
+
+# Built once: every event goes through them (a statement built per call costs about as much
+# again as running it, docs/benchmarks.md).
+_SEEN = select(inbox.c.event_id).where(inbox.c.consumer_group == bindparam("group"), inbox.c.event_id == bindparam("event_id"))
+_SEEN_OF = select(inbox.c.event_id).where(
+    inbox.c.consumer_group == bindparam("group"), inbox.c.event_id.in_(bindparam("event_ids", expanding=True))
+)
+_RECORD = insert(inbox)
+
+
+def _record_if_new(insert_into):
+    return insert_into(inbox).on_conflict_do_nothing(index_elements=[inbox.c.consumer_group, inbox.c.event_id]).returning(inbox.c.event_id)
+
+
+# The inbox row of an event not seen before (nothing for a duplicate), by dialect.
+_RECORD_IF_NEW = {"sqlite": _record_if_new(sqlite.insert), "postgresql": _record_if_new(postgresql.insert)}
 
 # A held partition is tried again after this many seconds, doubled for each further failure.
 FIRST_PAUSE, LONGEST_PAUSE = 0.5, 30.0
@@ -291,12 +318,7 @@ class EventConsumer:
         try:
             async with self._sessions() as session, session.begin():
                 seen = set(
-                    await session.scalars(
-                        select(inbox.c.event_id).where(
-                            inbox.c.consumer_group == self.group_id,
-                            inbox.c.event_id.in_([envelope.id for _, envelope, _ in work]),
-                        )
-                    )
+                    await session.scalars(_SEEN_OF, {"group": self.group_id, "event_ids": [envelope.id for _, envelope, _ in work]})
                 )
                 for current, (_, envelope, handler) in enumerate(work):
                     if envelope.id not in seen:
@@ -340,36 +362,44 @@ class EventConsumer:
         return (envelope, handler) if handler is not None else None
 
     async def _handle_once(self, envelope: Envelope, handler: Handler) -> None:
+        if getattr(handler, "database_first", False) and await self._recorded_first(envelope, handler):
+            return
         # The look-up only reads: no write lock is taken for an event seen before, and a handler
         # that only signals a workflow holds the lock just for its inbox row, not for the call.
         async with self._read_sessions() as session:
-            seen = await session.scalar(
-                select(inbox.c.event_id).where(
-                    inbox.c.consumer_group == self.group_id, inbox.c.event_id == envelope.id
-                )
-            )
+            seen = await session.scalar(_SEEN, {"group": self.group_id, "event_id": envelope.id})
         if seen:
             log.info("duplicate %s %s ignored", envelope.type, envelope.id)
             return
         async with self._sessions() as session, session.begin():
             await self._apply(envelope, handler, session)
 
-    async def _apply(self, envelope: Envelope, handler: Handler, session: AsyncSession) -> None:
+    async def _recorded_first(self, envelope: Envelope, handler: Handler) -> bool:
+        """A database-first handler's event in one transaction: its inbox row written first (the
+        look-up), then the handler. False, having done nothing, on a database with no such insert."""
+        async with self._sessions() as session, session.begin():
+            record_if_new = _RECORD_IF_NEW.get(session.bind.dialect.name)
+            if record_if_new is None:
+                return False
+            row = {"consumer_group": self.group_id, "event_id": envelope.id, "event_type": envelope.type}
+            if await session.scalar(record_if_new, row) is None:
+                log.info("duplicate %s %s ignored", envelope.type, envelope.id)
+            else:
+                await self._apply(envelope, handler, session, recorded=True)
+        return True
+
+    async def _apply(self, envelope: Envelope, handler: Handler, session: AsyncSession, *, recorded: bool = False) -> None:
         """Runs the handler in the caller's transaction, in the event's trace and log context,
-        and records the event in the inbox with it."""
+        and records the event in the inbox with it (unless its row is `recorded` already)."""
         if {envelope.type, type(envelope.event).__name__} & set(self.controls.fail_event_types):
             raise InjectedFault(f"{type(envelope.event).__name__} is set to fail in the consumer controls")
-        token = otel_context.attach(context_from(envelope.traceparent))
-        try:
-            with bind(correlation_id=envelope.correlation_id, order_id=envelope.key):
-                await handler(envelope, session)
-        finally:
-            otel_context.detach(token)
+        with consuming(envelope, self.group_id), bind(correlation_id=envelope.correlation_id, order_id=envelope.key):
+            await handler(envelope, session)
+        if recorded:
+            return
         # A concurrent delivery of the same event fails this primary key and rolls back;
         # the retry then finds the event in the inbox.
-        await session.execute(
-            insert(inbox).values(consumer_group=self.group_id, event_id=envelope.id, event_type=envelope.type)
-        )
+        await session.execute(_RECORD, {"consumer_group": self.group_id, "event_id": envelope.id, "event_type": envelope.type})
 
     async def _dead_letter(self, record: ConsumerRecord, *, reason: str, error: str) -> None:
         log.error("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, error)

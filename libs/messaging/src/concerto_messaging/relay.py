@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy import bindparam, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from concerto_messaging.tables import outbox
@@ -35,6 +35,46 @@ log = logging.getLogger(__name__)
 
 # The PostgreSQL advisory lock the relays of one database take turns on while they claim rows.
 OUTBOX_CLAIM_LOCK = 0x0C0C_E870
+_TAKE_TURNS = text("SELECT pg_advisory_xact_lock(:lock)")
+
+# Rows Kafka has acknowledged (the statement is built once: a relay runs it for every batch).
+_SENT = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("sent", expanding=True)))
+    .values(published_at=bindparam("sent_at", type_=outbox.c.published_at.type), claimed_until=None)
+)
+
+
+def _claim(batch_size: int):
+    """The next `batch_size` rows no relay holds, leased to this one until :lease_until (rows
+    whose lease ran out by :now count as free), each held back while an earlier row of its key
+    is leased to another relay; one statement, built once per relay."""
+    now = bindparam("now", type_=outbox.c.claimed_until.type)
+    claimable = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
+    earlier = outbox.alias("earlier")
+    # An earlier row of the same key that another relay is sending (its lease still runs):
+    # this row waits for it, so the key's events cannot cross on the way to Kafka.
+    held_back = exists().where(
+        earlier.c.key == outbox.c.key,
+        earlier.c.id < outbox.c.id,
+        earlier.c.published_at.is_(None),
+        earlier.c.set_aside_at.is_(None),
+        earlier.c.claimed_until >= now,
+    )
+    waiting = (
+        select(outbox.c.id)
+        .where(outbox.c.published_at.is_(None), outbox.c.set_aside_at.is_(None), claimable, ~held_back)
+        .order_by(outbox.c.id)
+        .limit(batch_size)
+    )
+    # The lease is checked again in the UPDATE itself: a relay that read the same ids a moment
+    # ago finds them claimed and takes none of them.
+    return (
+        update(outbox)
+        .where(outbox.c.id.in_(waiting.scalar_subquery()), claimable)
+        .values(claimed_until=bindparam("lease_until", type_=outbox.c.claimed_until.type))
+        .returning(*outbox.c)
+    )
 
 
 class OutboxRelay:
@@ -56,6 +96,7 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._lease = lease
         self._max_attempts = max_attempts
+        self._claim = _claim(batch_size)
         # Set by UnitOfWork.commit() so a new event goes out at once, not at the next poll.
         self.wake = asyncio.Event()
         # Declared here, not on import: a process with no outbox (the gateway) shows none.
@@ -76,7 +117,7 @@ class OutboxRelay:
         sent = [row.id for row, outcome in zip(rows, outcomes) if not isinstance(outcome, BaseException)]
         async with self._sessions() as session, session.begin():
             if sent:
-                await session.execute(update(outbox).where(outbox.c.id.in_(sent)).values(published_at=now, claimed_until=None))
+                await session.execute(_SENT, {"sent": sent, "sent_at": now})
             for row, outcome in zip(rows, outcomes):
                 if isinstance(outcome, BaseException):
                     await self._failed(session, row, outcome, now)
@@ -85,36 +126,12 @@ class OutboxRelay:
     async def claim(self) -> list[Any]:
         """Leases the next batch of rows to this relay (what publish_pending does first)."""
         now = _now()
-        claimable = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
-        earlier = outbox.alias("earlier")
-        # An earlier row of the same key that another relay is sending (its lease still runs):
-        # this row waits for it, so the key's events cannot cross on the way to Kafka.
-        held_back = exists().where(
-            earlier.c.key == outbox.c.key,
-            earlier.c.id < outbox.c.id,
-            earlier.c.published_at.is_(None),
-            earlier.c.set_aside_at.is_(None),
-            earlier.c.claimed_until >= now,
-        )
-        waiting = (
-            select(outbox.c.id)
-            .where(outbox.c.published_at.is_(None), outbox.c.set_aside_at.is_(None), claimable, ~held_back)
-            .order_by(outbox.c.id)
-            .limit(self._batch_size)
-        )
         async with self._sessions() as session, session.begin():
             if session.bind.dialect.name == "postgresql":
                 # Claims take turns, as SQLite's single writer makes them: under READ COMMITTED two
                 # claims at once could each see the other's earlier row unclaimed.
-                await session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": OUTBOX_CLAIM_LOCK})
-            claimed = await session.execute(
-                # The lease is checked again in the UPDATE itself: a relay that read the same ids
-                # a moment ago finds them claimed and takes none of them.
-                update(outbox)
-                .where(outbox.c.id.in_(waiting.scalar_subquery()), claimable)
-                .values(claimed_until=now + self._lease)
-                .returning(*outbox.c)
-            )
+                await session.execute(_TAKE_TURNS, {"lock": OUTBOX_CLAIM_LOCK})
+            claimed = await session.execute(self._claim, {"now": now, "lease_until": now + self._lease})
             return sorted(claimed.all(), key=lambda row: row.id)
 
     async def _send(self, row: Any) -> asyncio.Future:

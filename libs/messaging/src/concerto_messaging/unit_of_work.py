@@ -12,6 +12,8 @@ from concerto_contracts import DomainEvent, encode
 from concerto_messaging.tables import outbox
 from concerto_messaging.tracing import current_traceparent
 
+_ADD = insert(outbox)  # built once: every published event goes through it
+
 
 class UnitOfWork:
     """`async with uow_factory() as uow: ...; uow.publish(event, ...); await uow.commit()`.
@@ -44,7 +46,7 @@ class UnitOfWork:
     async def commit(self) -> None:
         published = bool(self._pending)
         if published:
-            await self.session.execute(insert(outbox), self._pending)
+            await self.session.execute(_ADD, self._pending)
             self._pending.clear()
         await self.session.commit()
         if published and self._published is not None:
@@ -72,5 +74,5 @@ async def add_to_outbox(
 ) -> str:
     """Publish from a transaction someone else commits (an event handler's, with its inbox row)."""
     row = outbox_row(event, source=source, correlation_id=correlation_id, causation_id=causation_id)
-    await session.execute(insert(outbox), [row])
+    await session.execute(_ADD, [row])
     return row["event_id"]

@@ -26,7 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from concerto_runtime.database import create_engine, create_tables
+from concerto_runtime.database import async_url, create_engine, create_tables
 from concerto_runtime.temporal import workflow_runner
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ def database_url(kind: str, directory: Path) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         pytest.skip("TEST_DATABASE_URL is not set: the PostgreSQL variant is skipped (SQLite ran)")
-    return "postgresql+asyncpg://" + url.split("://", 1)[1] if url.startswith(("postgresql://", "postgres://")) else url
+    return async_url(url)
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from concerto_contracts.events import FulfillmentCancelled, OrderCancelled, Orde
 from concerto_fulfillment.adapters import db
 from concerto_fulfillment.workflows.fulfillment_workflow import FulfillmentWorkflow
 from concerto_fulfillment.workflows.inputs import TASK_QUEUE, FulfillOrder
-from concerto_messaging import Handler
+from concerto_messaging import Handler, database_first
 from concerto_runtime import Runtime, signal_if_running, start_once
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,8 @@ def workflow_id(order_id: str) -> str:
 
 
 def handlers(runtime: Runtime) -> dict[type, Handler]:
+    # fulfill and stop_fulfillment read the cancellations first, in the consumer's transaction.
+    @database_first
     async def fulfill(envelope: Envelope, session: AsyncSession) -> None:
         event: PaymentCompleted = envelope.event
         reason = await db.cancellation_reason(session, event.order_id)
@@ -46,6 +48,7 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
             task_queue=TASK_QUEUE,
         )
 
+    @database_first
     async def stop_fulfillment(envelope: Envelope, session: AsyncSession) -> None:
         # The two events travel on different topics, so the cancellation may arrive first:
         # remember it for `fulfill`, and stop a fulfillment already under way.

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     select,
     update,
@@ -115,8 +116,12 @@ async def events_of(session: AsyncSession, order_id: str) -> list[Any]:
     return list((await session.execute(select(saga_events).where(saga_events.c.order_id == order_id))).all())
 
 
+# Built once (every event saves its saga): the columns set are the keys of the values given.
+_SAGA_ROW = update(sagas).where(sagas.c.order_id == bindparam("saga_order_id"))
+
+
 async def update_saga(session: AsyncSession, order_id: str, **values: Any) -> None:
-    await session.execute(update(sagas).where(sagas.c.order_id == order_id).values(**values))
+    await session.execute(_SAGA_ROW, {"saga_order_id": order_id, **values})
 
 
 async def page(session: AsyncSession, table: Table, order_by, limit: int, offset: int, *where) -> tuple[list[Any], int]:

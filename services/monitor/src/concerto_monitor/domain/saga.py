@@ -39,15 +39,21 @@ class Saga:
         timed_out: set[str] | frozenset[str] = frozenset(),
     ):
         self.definition = definition
-        self.seen = dict(seen)  # event name -> when the monitor first saw one
+        self.seen = dict(seen)  # event name -> when the monitor first saw one; changed by record() only
         self.timed_out = set(timed_out)  # steps whose deadline has fired (each fires once)
         self._status = SagaStatus(status) if status else None  # as stored, or None for a new saga
+        self._expected: list[Expected] | None = None  # expected() of `seen` as it is (status asks it often)
 
     # --- what the saga is waiting for -----------------------------------------------------
 
     def expected(self) -> list[Expected]:
         """Every step still expected, the earliest deadline first (optional steps last). A step
         listed on several rows is expected once, from its earliest row."""
+        if self._expected is None:
+            self._expected = self._expected_of_seen()
+        return list(self._expected)
+
+    def _expected_of_seen(self) -> list[Expected]:
         rolling_back = self.definition.cancelled_by in self.seen
         found: dict[str, Expected] = {}
         for step in self.definition.steps:
@@ -135,7 +141,9 @@ class Saga:
         reopens = self._status == SagaStatus.COMPENSATED and event == self.definition.started_by and event not in self.seen
         ended, rolling_back = self.status in TERMINAL and not reopens, self.definition.cancelled_by in self.seen
         before = (self.status, {e.step.name for e in self.required()})
-        self.seen.setdefault(event, at)
+        if event not in self.seen:
+            self.seen[event] = at
+            self._expected = None
         if reopens:
             self._status = None
         self._settle()

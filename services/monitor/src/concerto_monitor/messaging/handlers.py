@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts import EVENT_TYPES, Envelope
-from concerto_messaging import Handler
+from concerto_messaging import Handler, database_first
 from concerto_monitor.adapters import repository
 from concerto_monitor.domain.definition import SagaDefinition
 from concerto_monitor.workflows.inputs import TASK_QUEUE, WATCH_WORKFLOW_ID, WatchUpdate
@@ -19,6 +19,7 @@ ORDER_EVENTS = [cls for cls in EVENT_TYPES.values() if "order_id" in cls.model_f
 
 
 def handlers(runtime: Runtime, definition: SagaDefinition) -> dict[type, Handler]:
+    @database_first  # it reads the saga (and locks it) before anything else
     async def record(envelope: Envelope, session: AsyncSession) -> None:
         update = await repository.record_event(session, definition, envelope)
         if update is not None:

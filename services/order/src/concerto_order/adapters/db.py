@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, Numeric, String, Table, and_, func, or_, select, update
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, Numeric, String, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts.http import OrderStatus
@@ -78,25 +78,32 @@ async def stock(session: AsyncSession) -> dict[str, int]:
     return {row.sku: row.available for row in (await session.execute(select(stock_levels))).all()}
 
 
+# Built once, with bind parameters: the reads each order makes (a statement built per call
+# costs about as much again as running it, docs/benchmarks.md).
+_ORDER = select(orders).where(orders.c.order_id == bindparam("order_id"))
+_ORDER_OF_KEY = select(orders).where(orders.c.idempotency_key == bindparam("key"))
+_OTHER_ORDERS = (
+    select(func.count())
+    .select_from(orders)
+    .where(orders.c.customer_id == bindparam("customer_id"), orders.c.order_id != bindparam("order_id"), orders.c.status != OrderStatus.CANCELLED)
+)
+_TIER = select(customer_tiers.c.tier).where(customer_tiers.c.customer_id == bindparam("customer_id"))
+
+
 async def get_order(session: AsyncSession, order_id: str) -> Any | None:
-    return (await session.execute(select(orders).where(orders.c.order_id == order_id))).first()
+    return (await session.execute(_ORDER, {"order_id": order_id})).first()
 
 
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> Any | None:
-    return (await session.execute(select(orders).where(orders.c.idempotency_key == key))).first()
+    return (await session.execute(_ORDER_OF_KEY, {"key": key})).first()
 
 
 async def is_first_order(session: AsyncSession, customer_id: str, order_id: str) -> bool:
-    earlier = await session.scalar(
-        select(func.count())
-        .select_from(orders)
-        .where(orders.c.customer_id == customer_id, orders.c.order_id != order_id, orders.c.status != OrderStatus.CANCELLED)
-    )
-    return earlier == 0
+    return await session.scalar(_OTHER_ORDERS, {"customer_id": customer_id, "order_id": order_id}) == 0
 
 
 async def tier_of(session: AsyncSession, customer_id: str) -> str:
-    return await session.scalar(select(customer_tiers.c.tier).where(customer_tiers.c.customer_id == customer_id)) or "standard"
+    return await session.scalar(_TIER, {"customer_id": customer_id}) or "standard"
 
 
 async def update_order(session: AsyncSession, order_id: str, *, only_from: list[str] | None = None, **values: Any) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from concerto_contracts import Envelope
 from concerto_contracts.events import OrderCancelled, OrderConfirmed
-from concerto_messaging import Handler
+from concerto_messaging import Handler, database_first
 from concerto_payment.adapters import db
 from concerto_payment.domain.cards import payment_id_for
 from concerto_payment.settings import PaymentSettings
@@ -26,6 +26,8 @@ from concerto_runtime import Runtime, start_once
 def handlers(runtime: Runtime) -> dict[type, Handler]:
     settings = PaymentSettings()
 
+    # Both read the payment's tables first, in the consumer's transaction.
+    @database_first
     async def collect_payment(envelope: Envelope, session: AsyncSession) -> None:
         event: OrderConfirmed = envelope.event
         payment_id = payment_id_for(event.order_id)
@@ -61,6 +63,7 @@ def handlers(runtime: Runtime) -> dict[type, Handler]:
         if cancellation is not None:
             await start_refund(event.order_id, payment_id, cancellation.reason, envelope.correlation_id, cancellation.event_id)
 
+    @database_first
     async def refund_if_paid(envelope: Envelope, session: AsyncSession) -> None:
         event: OrderCancelled = envelope.event
         payment = await db.payment_for_order(session, event.order_id)
