@@ -1,13 +1,15 @@
 # Concerto: one-command set-up, run and test on a plain machine (no Docker needed).
-#   make setup    install uv (into .tools), the Python workspace (.venv) and the Kafka jars
+#   make setup    install uv (into .tools), the Python workspace (.venv), the Kafka jars and Zipkin's
 #   make run      the whole stack in the foreground; Ctrl-C stops it
 #   make up/down  the same stack in the background / stop it;  make status
+#   make logs ORDER=<id>  one order's log lines from every component, merged by time (its trace: the console)
 #   make infra-up Kafka and Temporal only (for integration tests while you work)
 #   make test     set-up, a fresh stack under .data/test, every test, stack down again
 #   make test-packages  Debian's chromium and redis-server, for the tests that need them (make test does it)
 #   make bench    orders/s and latency, platform beside its floor (BENCH_ARGS=--use-running: `make up`'s stack)
 #   make compose-env  an .env of fresh random secrets for docker compose (which has no defaults)
 #   make chaos    kill components in turn under load, replay and poison events, check the books
+#   make load     Locust's web UI on :8089: demo customers load `make up`'s stack (LOAD_ARGS)
 #   make lab N    the workshop's lab N in a scratch copy, .labs/lab-0N (docs/workshop/README.md)
 #   make check-lab N   lab N's self-check: what is still missing, in plain words
 # Everything the stack writes goes to .data/, every tool to .tools/ (both gitignored).
@@ -21,6 +23,7 @@ UV_VERSION  := 0.13.9
 TOOLS       := .tools
 UV          := $(TOOLS)/uv/bin/uv
 KAFKA_LIBS  := $(TOOLS)/kafka/libs
+ZIPKIN_DIR  := $(TOOLS)/zipkin
 STACK       := .venv/bin/python infra/devstack/stack.py
 TEST_DATA   := .data/test
 PYTEST_ARGS ?= services libs tests infra/bench/tests
@@ -43,12 +46,12 @@ TEST_FAILED_AUTH_RATE_LIMIT ?= 100000/minute
 # Use the Python already on the machine; never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help setup sync run up down status infra-up infra-down compose-env test test-packages browser bench chaos lab check-lab
+.PHONY: help setup sync run up down status logs infra-up infra-down compose-env test test-packages browser bench chaos load lab check-lab
 
 help:
 	@sed -n 's/^#   /  /p' $(MAKEFILE_LIST)
 
-setup: sync $(KAFKA_LIBS)/.complete
+setup: sync $(KAFKA_LIBS)/.complete $(ZIPKIN_DIR)/.complete
 
 # uv is pinned and installed from PyPI into its own venv: nothing global is touched.
 # The stamp carries the version, so changing UV_VERSION installs the new one.
@@ -65,6 +68,12 @@ sync: $(TOOLS)/uv/.uv-$(UV_VERSION)
 $(KAFKA_LIBS)/.complete: infra/kafka/pom.xml
 	rm -rf $(KAFKA_LIBS)
 	mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(abspath $(KAFKA_LIBS))
+	touch $@
+
+# The trace viewer, Zipkin's server: one jar with its UI, from Maven Central, the same way (ADR 18).
+$(ZIPKIN_DIR)/.complete: infra/zipkin/pom.xml
+	rm -rf $(ZIPKIN_DIR)
+	mvn -q -B -f infra/zipkin/pom.xml dependency:copy-dependencies -DoutputDirectory=$(abspath $(ZIPKIN_DIR))
 	touch $@
 
 run: setup
@@ -85,6 +94,13 @@ infra-down:
 
 status:
 	$(PYTHON) infra/devstack/stack.py status
+
+# One order's log lines, every component's, merged by time (concerto_observability.order_logs),
+# from the stack's logs in .data/logs (LOGS_DATA=.data/test: the test stack's).
+LOGS_DATA ?= .data
+logs: sync
+	@test -n "$(ORDER)" || { echo "which order? make logs ORDER=<order id>"; exit 2; }
+	@.venv/bin/python -m concerto_observability.order_logs "$(ORDER)" --logs $(LOGS_DATA)/logs
 
 # docker compose's secrets (see docker-compose.yml): an .env with fresh random values, written
 # once and never overwritten (delete it to start again). Gitignored; compose reads it by itself.
@@ -146,6 +162,26 @@ CHAOS_ARGS ?=
 chaos: setup
 	$(STACK) down
 	.venv/bin/python infra/chaos/chaos.py $(CHAOS_ARGS)
+
+# Load for demos (infra/load/README.md): Locust with its web UI, its users demo customers who
+# browse, sign in, buy, cancel and look up their points through the gateway of the stack that
+# `make up` or `make run` started (it starts none). The form is filled with LOAD_USERS users,
+# LOAD_SPAWN_RATE a second; LOAD_ARGS passes Locust's options (`--headless -t 1m`, `-u 20`...).
+LOAD_GATEWAY    ?= http://127.0.0.1:8080
+LOAD_UI_PORT    ?= 8089
+LOAD_USERS      ?= 10
+LOAD_SPAWN_RATE ?= 2
+LOAD_ARGS       ?=
+load: sync
+	@if ! .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health/ready", timeout=5)' \
+	    $(LOAD_GATEWAY) 2>/dev/null; then \
+	  echo "load: no stack answers ready at $(LOAD_GATEWAY). Start one first: \`make up\` (in the background;"; \
+	  echo "      \`make status\` shows it) or \`make run\` (in another terminal), then \`make load\` again."; \
+	  exit 1; fi
+	@echo "load: Locust's UI on http://127.0.0.1:$(LOAD_UI_PORT) (press Start), load on $(LOAD_GATEWAY);"
+	@echo "      watch it on the console's key figures, $(LOAD_GATEWAY)/console. Ctrl-C stops."
+	.venv/bin/locust -f infra/load/locustfile.py --host $(LOAD_GATEWAY) --web-host 127.0.0.1 --web-port $(LOAD_UI_PORT) \
+	  -u $(LOAD_USERS) -r $(LOAD_SPAWN_RATE) $(LOAD_ARGS)
 
 # The workshop (docs/workshop/README.md): `make lab 3` copies the repository as committed to
 # .labs/lab-03 with lab 3's starting point; `make check-lab 3` runs its checks there. The number

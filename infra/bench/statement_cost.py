@@ -84,7 +84,7 @@ async def measure(path: Path, count: int) -> list[tuple[str, float, float]]:
         async def orm_session():
             await get_order(session, ORDER_ID)
 
-        results.append(await cost("read: ORM session, statement built per call (the services today)", orm_session, count, hops))
+        results.append(await cost("read: ORM session, statement built per call", orm_session, count, hops))
 
     async with engine.connect() as connection:
         prebuilt = select(orders).where(orders.c.order_id == bindparam("order_id"))

@@ -10,13 +10,16 @@ Options: --data-dir DIR (default: .data in the repo), --only kafka,temporal (def
 STACK_ONLY environment variable, else everything). STACK_READY_TIMEOUT (seconds, default 60)
 bounds the wait for each component. REPLICAS=N (default 1) runs N instances of each bounded
 context (order-2, ... on the port + 10, + 20, ...): they share the context's database, consumer
-group and task queue, and the gateway spreads its calls over them.
+group and task queue, and the gateway spreads its calls over them. STACK_TRACE_VIEWER=off leaves
+out the trace viewer, Zipkin, and the services then record no spans (the benchmark runs so:
+exporting every span costs CPU per order, ADR 18); the default, zipkin, runs it beside Kafka.
 
 Kafka starts first, then Temporal, then the services side by side, then the gateway: each
 stage waits until the one before it is healthy, because it needs it. Everything lives in the
 data dir:
 
     kafka/           broker storage, its cluster id, the generated server.properties
+    (Zipkin, the trace viewer, keeps its traces in memory only: a restart forgets them)
     temporal/        temporal.db (SQLite)
     logs/NAME.log    stdout and stderr of each component
     run/NAME.pid     process id of each running component (also its process group id)
@@ -47,10 +50,12 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 KAFKA_LIBS = REPO / ".tools" / "kafka" / "libs"
+ZIPKIN_DIR = REPO / ".tools" / "zipkin"  # Zipkin's server, one jar (infra/zipkin/pom.xml)
 
 HOST = "127.0.0.1"
 KAFKA_PORT, KAFKA_CONTROLLER_PORT = 9092, 9093
 TEMPORAL_PORT, TEMPORAL_UI_PORT = 7233, 8233
+ZIPKIN_PORT = 9411  # its collector (POST /api/v2/spans), its API and its UI (/zipkin/)
 
 # The Python services, started in this order after Kafka and Temporal. Each runs as
 # `.venv/bin/python -m MODULE` (MODULE defaults to concerto_NAME; it may carry arguments)
@@ -141,10 +146,10 @@ def temporal_probe() -> str | None:
     return f"health answered {lines[0] if lines else 'nothing'}"
 
 
-def http_probe(port: int) -> Callable[[], str | None]:
+def http_probe(port: int, path: str = "/health/ready") -> Callable[[], str | None]:
     def probe() -> str | None:
         try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/health/ready", timeout=2) as response:
+            with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=2) as response:
                 return None if response.status == 200 else f"health answered {response.status}"
         except urllib.error.HTTPError as error:
             return f"health answered {error.code}"
@@ -220,6 +225,53 @@ def java(main_class: str, *args: str) -> list[str]:
     ]
 
 
+def trace_viewer_on() -> bool:
+    """Whether the stack runs Zipkin and the services send it their spans (STACK_TRACE_VIEWER)."""
+    setting = os.environ.get("STACK_TRACE_VIEWER", "zipkin").strip().lower()
+    if setting not in ("zipkin", "off"):
+        raise StackError(f"STACK_TRACE_VIEWER={setting!r}: zipkin (the default) or off")
+    return setting == "zipkin"
+
+
+def zipkin_jar() -> Path:
+    jars = sorted(ZIPKIN_DIR.glob("zipkin-server-*-exec.jar"))
+    if not jars:
+        raise StackError(f"Zipkin's jar is missing in {ZIPKIN_DIR}: run `make setup` (or STACK_TRACE_VIEWER=off)")
+    return jars[-1]
+
+
+def prepare_zipkin(data: Path) -> None:
+    zipkin_jar()
+
+
+def zipkin_command(data: Path) -> list[str]:
+    java_bin = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
+    return [
+        str(java_bin),
+        # Small and quick to start: it holds one developer's traces, in memory (ZIPKIN_ENVIRONMENT).
+        *os.environ.get("ZIPKIN_HEAP_OPTS", "-Xms64m -Xmx384m").split(),
+        "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+        "-jar", str(zipkin_jar()),
+        # Its one port, on the loopback only (Armeria's list of ports is bound as a whole).
+        f"--armeria.ports[0].port={ZIPKIN_PORT}", f"--armeria.ports[0].ip={HOST}", "--armeria.ports[0].protocols[0]=http",
+    ]
+
+
+# Zipkin reads its settings from the environment. It would collect from Kafka too, given the
+# KAFKA_BOOTSTRAP_SERVERS every component gets: spans come over HTTP only.
+ZIPKIN_ENVIRONMENT = {
+    "STORAGE_TYPE": "mem",
+    "MEM_MAX_SPANS": "200000",  # some thousands of orders; the oldest traces go first
+    "COLLECTOR_KAFKA_ENABLED": "false",
+    "COLLECTOR_RABBITMQ_ENABLED": "false",
+    "COLLECTOR_ACTIVEMQ_ENABLED": "false",
+    "COLLECTOR_PULSAR_ENABLED": "false",
+    "COLLECTOR_GRPC_ENABLED": "false",
+    "DISCOVERY_EUREKA_ENABLED": "false",
+    "SELF_TRACING_ENABLED": "false",
+}
+
+
 TEMPORAL_SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=OFF"]
 TEMPORAL_CACHES = [
     "--dynamic-config-value", "history.cacheMaxSize=16384",
@@ -245,6 +297,11 @@ def components_of(replicas: int) -> list[Component]:
             "kafka", [KAFKA_PORT, KAFKA_CONTROLLER_PORT], f"{HOST}:{KAFKA_PORT} (bootstrap servers)",
             command=lambda data: java("kafka.Kafka", str(data / "kafka" / "server.properties")),
             probe=kafka_probe, prepare=prepare_kafka, stop_timeout=30, stage=0,
+        ),
+        # The trace viewer: it needs nothing, and the services send it spans from their start.
+        Component(
+            "zipkin", [ZIPKIN_PORT], f"http://{HOST}:{ZIPKIN_PORT}/zipkin/ (traces)",
+            command=zipkin_command, probe=http_probe(ZIPKIN_PORT, "/health"), prepare=prepare_zipkin, stage=0,
         ),
         Component(
             "temporal", [TEMPORAL_PORT, TEMPORAL_UI_PORT], f"{HOST}:{TEMPORAL_PORT}, UI http://{HOST}:{TEMPORAL_UI_PORT}",
@@ -328,8 +385,19 @@ def environment(data: Path, component: Component) -> dict[str, str]:
     for name, _, _ in SERVICES:
         urls = [f"http://{HOST}:{port}" for instance, port, _ in instances if service_of(instance) == name]
         env[f"{name.upper().replace('-', '_')}_SERVICE_URL"] = ",".join(urls)
-    if component.name in {name for name, _, _ in instances}:
+    is_service = component.name in {name for name, _, _ in instances}
+    if is_service:
         env["HTTP_PORT"] = str(component.ports[0])
+    if component.name == "zipkin":
+        env.update(ZIPKIN_ENVIRONMENT)
+    if trace_viewer_on() and is_service:
+        # Every span to Zipkin, as its JSON (concerto_observability.tracing), and the monitor
+        # links each order to its trace page (ADR 18). An outside choice of exporter wins. The
+        # services only: Temporal's server reads OTEL_TRACES_EXPORTER too, and refuses to start
+        # on an exporter it does not know.
+        env.setdefault("OTEL_TRACES_EXPORTER", "zipkin_json")
+        env.setdefault("OTEL_EXPORTER_ZIPKIN_ENDPOINT", f"http://{HOST}:{ZIPKIN_PORT}/api/v2/spans")
+        env.setdefault("TRACE_VIEWER_URL", f"http://{HOST}:{ZIPKIN_PORT}/zipkin/traces/{{trace_id}}")
     # Calls between the services are signed (ADR 12): the gateway's and payment's each with a key
     # of its own, made for this data dir on its first start, never a default anyone else knows.
     # Every process is told the callers' public keys, which sign nothing; only the caller itself
@@ -586,6 +654,8 @@ def summary(data: Path, components: list[Component]) -> None:
         say(f"  Gateway      http://{HOST}:8080/docs")
     if "temporal" in names:
         say(f"  Temporal UI  http://{HOST}:{TEMPORAL_UI_PORT}")
+    if "zipkin" in names:
+        say(f"  Traces       http://{HOST}:{ZIPKIN_PORT}/zipkin/  (an order's logs: make logs ORDER=<id>)")
     if "kafka" in names:
         say(f"  Kafka        {HOST}:{KAFKA_PORT}")
 
@@ -682,6 +752,11 @@ def main() -> int:
 
     data = args.data_dir.resolve()
     every = components_of(replicas_of(data))
+    try:
+        if args.command != "down" and not trace_viewer_on():
+            every = [c for c in every if c.name != "zipkin"]  # `down` stops one all the same
+    except StackError as error:
+        parser.error(str(error))
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(wanted) - {c.name for c in every}
     if unknown:

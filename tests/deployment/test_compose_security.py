@@ -17,7 +17,8 @@ SERVICES = COMPOSE["services"]
 # Grafana (anonymous visitors may only view; its admin's password is a required secret) and
 # Prometheus (read-only: no admin API, no lifecycle endpoints) are the metrics' UIs, as Jaeger is
 # the traces': a demo user opens them (http://localhost:3000, http://localhost:9090).
-PUBLISHED = {"gateway", "dev-issuer", "temporal-ui", "jaeger", "grafana", "prometheus"}
+# Locust's web UI (the `load` profile only) starts the load a demo shows.
+PUBLISHED = {"gateway", "dev-issuer", "temporal-ui", "jaeger", "grafana", "prometheus", "locust"}
 SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY|SIGNING_KEY")
 REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?[^}]+\}$")  # no value: compose refuses to start
 OPTIONAL_EMPTY = re.compile(r"^\$\{(?P<name>[A-Z_]+):-\}$")  # empty unless given (the API keys: off)
@@ -63,8 +64,9 @@ def test_the_development_issuer_runs_only_in_the_demo_profile():
     """Its one shared password signs anyone in, `operator` included: never in a plain `docker
     compose up`, and nothing there waits for it."""
     assert SERVICES["dev-issuer"].get("profiles") == ["demo"]
+    assert SERVICES["locust"].get("profiles") == ["load"], "load for demos runs only when asked for"
     for name, service in SERVICES.items():
-        if name != "dev-issuer":
+        if name not in ("dev-issuer", "locust"):
             assert not service.get("profiles"), f"{name} is in a profile: the default stack would lack it"
             assert "dev-issuer" not in (service.get("depends_on") or {}), f"{name} waits for the demo profile's issuer"
 

@@ -53,6 +53,9 @@ LAUNCHER_ONLY = {
     "PAYNEXT_SERVICE_URL",
     "DEV_ISSUER_SERVICE_URL",
     "GATEWAY_SERVICE_URL",
+    # The launcher's services send their spans to its Zipkin; compose's go over OTLP to its
+    # collector (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp), ADR 18.
+    "OTEL_EXPORTER_ZIPKIN_ENDPOINT",
 }
 # The launcher gives every process one environment; these matter only to the components named.
 USED_ONLY_BY = {
@@ -66,6 +69,11 @@ USED_ONLY_BY = {
     # The trusted partners' keys: checked at the edge only.
     "CONCERTO_API_KEY": {"gateway"},
     "CONCERTO_ADMIN_API_KEY": {"gateway"},
+    # Compose traces the contexts and the gateway (the simulated gateways and the dev issuer
+    # stand for outside parties); the launcher's stack traces every process it starts.
+    "OTEL_TRACES_EXPORTER": CONTEXTS | {"gateway"},
+    # The timeline's link to an order's trace: the monitor makes it.
+    "TRACE_VIEWER_URL": {"monitor"},
     # The gateway routes to the contexts by these.
     **{f"{context.upper()}_SERVICE_URL": {"gateway"} for context in CONTEXTS},
 }
@@ -198,8 +206,13 @@ def test_a_broken_compose_file_fails_validation(change):
 # --- (b) in step with the launcher ----------------------------------------------------------
 
 
+# The launcher's components compose runs otherwise: its trace viewer is Jaeger, behind a collector.
+NOT_IN_COMPOSE = {"zipkin": "jaeger"}
+
+
 def test_every_component_the_launcher_starts_is_a_compose_service():
-    launched = {component.name for component in stack.components_of(1)}
+    launched = {component.name for component in stack.components_of(1)} - set(NOT_IN_COMPOSE)
+    assert set(NOT_IN_COMPOSE.values()) <= set(SERVICES)
     assert {"kafka", "temporal"} | {name for name, _, _ in stack.SERVICES} <= launched
     assert launched <= set(SERVICES), f"not in docker-compose.yml: {sorted(launched - set(SERVICES))}"
 

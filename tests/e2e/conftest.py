@@ -647,3 +647,54 @@ async def _sign_in(username: str) -> dict[str, str]:
 @pytest.fixture
 def sign_in() -> Callable[[str], Any]:
     return _sign_in
+
+
+# --- the trace viewer ------------------------------------------------------------------------
+#
+# Zipkin, where the stack's services send their spans (ADR 18; ZIPKIN_URL, default
+# http://127.0.0.1:9411), asked through its own API as its UI asks.
+
+ZIPKIN_URL = os.environ.get("ZIPKIN_URL", "http://127.0.0.1:9411").rstrip("/")
+# A span reaches Zipkin with its process's next batch (BatchSpanProcessor: every 5 s).
+TRACE_DEADLINE = 30.0
+
+
+class Zipkin:
+    url = ZIPKIN_URL
+
+    @staticmethod
+    def service(span: dict[str, Any]) -> str | None:
+        return span.get("localEndpoint", {}).get("serviceName")
+
+    async def trace(self, trace_id: str, services: set[str]) -> list[dict[str, Any]]:
+        """The trace's spans, once spans of every one of `services` (service names) are in it."""
+        last: list[dict[str, Any]] = []
+
+        async def probe() -> list[dict[str, Any]] | None:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.get(f"{self.url}/api/v2/trace/{trace_id}")
+            if response.status_code == 404:
+                return None
+            assert response.status_code == 200, response.text
+            last[:] = response.json()
+            return last if services <= {self.service(span) for span in last} else None
+
+        try:
+            return await eventually(probe, timeout=TRACE_DEADLINE, interval=0.5, what=f"spans of {sorted(services)} in trace {trace_id}")
+        except AssertionError:
+            found = sorted({str(self.service(span)) for span in last})
+            raise AssertionError(f"trace {trace_id} in Zipkin has spans of {found} only, not of all of {sorted(services)}") from None
+
+
+@pytest.fixture
+def zipkin() -> Zipkin:
+    """Zipkin, or a skip (saying why) when the stack runs without it (STACK_TRACE_VIEWER=off)."""
+    try:
+        healthy = httpx.get(f"{ZIPKIN_URL}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    if not healthy:
+        reason = f"no Zipkin at {ZIPKIN_URL}: the stack runs without its trace viewer (STACK_TRACE_VIEWER=off?)"
+        print(reason)
+        pytest.skip(reason)
+    return Zipkin()

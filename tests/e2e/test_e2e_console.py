@@ -13,6 +13,7 @@ Every wait is Playwright's own (expect ... with a timeout): nothing sleeps."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 
@@ -196,3 +197,45 @@ async def test_console_hands_out_a_demo_customer_token_that_sees_only_their_orde
     async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=10) as curl:
         assert (await curl.get(f"/api/v1/orders/{own.order_id}", headers=bearer)).status_code == 200
         assert (await curl.get(f"/api/v1/orders/{others.order_id}", headers=bearer)).status_code == 404
+
+
+async def test_console_journey_links_the_order_to_its_trace_in_zipkin_and_shows_its_log_lines(page: Page, api, zipkin):
+    """The journey's trace link opens Zipkin's own page for the order's trace (its UI comes from
+    its jar: the page asks nothing of any other host), and the journey lists the order's log
+    lines from every context, merged by time (ADR 18)."""
+    placed = await api.place(api.body((await api.product(prefer="CON-BATON"))["sku"]))
+    assert (await api.terminal(placed.order_id))["status"] == "COMPLETED"
+    timeline = await api.timeline(placed.order_id)
+    assert timeline and timeline["trace_url"], timeline
+    await zipkin.trace(timeline["trace_id"], {"concerto-gateway", "concerto-loyalty"})  # before the page asks
+
+    await sign_in(page)
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text("signed in as operator", timeout=PAGE_DEADLINE_MS)
+    await page.goto(f"{GATEWAY_URL}/console#order={placed.order_id}")
+    await page.reload()  # the hash alone does not reload the page; the sign-in is kept in the tab
+    link = page.get_by_test_id("journey-trace-link")
+    await expect(link).to_have_attribute("href", timeline["trace_url"], timeout=PAGE_DEADLINE_MS)
+    await expect(link).to_have_text(timeline["trace_id"])
+
+    # The order's lines, every context's, in the journey.
+    logs = page.get_by_test_id("journey-logs")
+    for component in ("order", "payment", "fulfillment", "loyalty"):
+        await expect(logs.locator(".component", has_text=component).first).to_be_visible(timeout=PAGE_DEADLINE_MS)
+
+    # One click: Zipkin's trace page, in a new tab, showing the order's services.
+    requested: list[str] = []
+    page.context.on("request", lambda request: requested.append(request.url))
+    async with page.context.expect_page() as opened:
+        await link.click()
+    viewer = await opened.value
+    await viewer.wait_for_load_state()
+    assert viewer.url == timeline["trace_url"], viewer.url
+    # The trace page: rooted at the gateway's POST, with the contexts' spans under it (which
+    # services, by name, is test_e2e_tracing's to check through Zipkin's API: the page draws only
+    # the rows in view).
+    await expect(viewer.get_by_text("concerto-gateway: post /api/v1/orders").first).to_be_visible(timeout=PAGE_DEADLINE_MS)
+    summary = re.search(r"Services\s*(\d+)", await viewer.locator("main").inner_text())
+    assert summary and int(summary.group(1)) >= 5, f"the trace page shows {summary and summary.group(1)} services"
+    await viewer.screenshot(path="/tmp/zipkin-trace.png", full_page=True)
+    elsewhere = [url for url in requested if not url.startswith((zipkin.url, GATEWAY_URL, "data:"))]
+    assert not elsewhere, f"the pages asked other hosts: {elsewhere}"

@@ -317,6 +317,7 @@ async def test_gateway_app_openapi_lists_every_route(client):
         "/api/v1/orders/{order_id}/timeline",
         "/api/v1/admin/sagas",
         "/api/v1/admin/orders/not-started",
+        "/api/v1/admin/orders/{order_id}/logs",
         "/api/v1/admin/dead-letters",
         "/api/v1/admin/dead-letters/{dead_letter_id}/redrive",
         "/api/v1/admin/consumers/{context}",

@@ -291,6 +291,24 @@ class Timeline(SagaSummary):
     expected: list[ExpectedEvent] = Field(description="every event the saga is still waiting for")
     compensable: bool = Field(description="whether a timed-out step would still be compensated (before the pivot)")
     temporal_workflows: list[str] = Field(description="ids of the Temporal workflows that handled this order")
+    trace_id: str | None = Field(None, description="the order's OpenTelemetry trace: the one its first event was published in (ADR 18)")
+    trace_url: str | None = Field(None, description="the order's trace in the trace viewer (Zipkin on the local stack), if there is one")
+
+
+class LogLine(BaseModel):
+    """One line a component logged (its JSON log line; fields beyond these are left out)."""
+
+    time: str = Field(description="when, as the component wrote it (local time, milliseconds)", examples=["2026-01-31 12:00:00,123"])
+    component: str = Field(description="the component whose log it is", examples=["payment"])
+    level: str | None = Field(None, examples=["INFO"])
+    logger: str | None = None
+    message: str | None = None
+    trace_id: str | None = None
+
+
+class OrderLogs(BaseModel):
+    order_id: str
+    lines: list[LogLine] = Field(description="the order's log lines from every component, merged by time, the earliest first")
 
 
 class SagaPage(BaseModel):

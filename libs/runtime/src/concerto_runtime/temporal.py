@@ -17,6 +17,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from concerto_runtime.settings import Settings
 from concerto_runtime.temporal_metrics import temporal_metrics
+from concerto_runtime.temporal_tracing import SignalTracingInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,9 @@ async def connect_temporal(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
-        # Continues the caller's trace into workflows and activities (and their workers).
-        interceptors=[TracingInterceptor()],
+        # Continues the caller's trace into workflows and activities (and their workers); an
+        # activity run for a signal continues the signal's (ADR 18). In this order.
+        interceptors=[TracingInterceptor(), SignalTracingInterceptor()],
         # The SDK's own metrics go into the service's /metrics (temporal_metrics.py).
         runtime=temporal_metrics().runtime,
     )

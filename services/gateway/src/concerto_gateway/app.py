@@ -23,8 +23,10 @@ from concerto_contracts.http import (
     DeadLetterPage,
     GatewayFaults,
     KeyFigures,
+    LogLine,
     LoyaltyAccount,
     OrderAccepted,
+    OrderLogs,
     OrderPage,
     OrderSubmission,
     OrderView,
@@ -49,6 +51,7 @@ from concerto_gateway.settings import GatewaySettings
 from concerto_gateway.upstream import Upstream, relay
 from concerto_observability import bind, new_correlation_id
 from concerto_observability.metrics import install_metrics
+from concerto_observability.order_logs import order_lines
 from concerto_runtime import Problem, install_problem_handlers, problem_response
 
 
@@ -286,6 +289,18 @@ async def orders_not_started(request: Request, limit: int = Query(20, ge=1, le=2
     """Orders accepted but never started: still PENDING because their workflow could not be
     started, each with why (`start_failure`), the oldest first (admin)."""
     return relay(await upstream(request, "order").call("GET", "/orders/not-started", params={"limit": limit, "offset": offset}), request)
+
+
+@api.get("/admin/orders/{order_id}/logs", response_model=OrderLogs, responses=_problems(404), tags=["admin"], dependencies=[admin])
+async def order_logs(request: Request, order_id: str = identifier("the order's id")) -> OrderLogs:
+    """The order's log lines from every component of the local stack, merged by time (admin; the
+    console's journey, and `make logs ORDER=...`). 404 where the gateway sees no stack's logs."""
+    settings: GatewaySettings = request.app.state.settings
+    logs = settings.logs_dir or settings.data_dir / "logs"
+    if not logs.is_dir():
+        raise Problem(404, "No logs here", "the gateway sees no local stack's log files (under docker compose: `docker compose logs`)")
+    lines = await asyncio.to_thread(order_lines, logs, order_id, limit=500)
+    return OrderLogs(order_id=order_id, lines=[LogLine.model_validate({**line, "time": str(line.get("time", ""))}) for line in lines])
 
 
 @api.get("/admin/dead-letters", response_model=DeadLetterPage, tags=["admin"], dependencies=[admin])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -44,6 +45,9 @@ class GatewaySettings(Settings):
     monitor_url: str = Field("http://127.0.0.1:8105", alias="MONITOR_SERVICE_URL")
     # Where the operator console links a workflow id to (the Temporal Web UI, as a browser reaches it).
     temporal_ui_url: str = Field("http://127.0.0.1:8233", alias="TEMPORAL_UI_URL")
+    # Where the local stack's components write their JSON logs (stack.py: <data dir>/logs): an
+    # order's lines, merged, for the console's journey (ADR 18). Compose's logs are Docker's.
+    logs_dir: Path | None = Field(None, alias="LOGS_DIR", description="default: CONCERTO_DATA_DIR/logs")
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", description="larger request bodies get 413")
     upstream_timeout_seconds: float = Field(10.0, alias="UPSTREAM_TIMEOUT_SECONDS")
 

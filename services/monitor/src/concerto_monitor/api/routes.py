@@ -3,6 +3,8 @@ and the dead letters with their redrive."""
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Depends, Query
 
 from concerto_contracts.http import (
@@ -71,6 +73,8 @@ async def timeline(order_id: str, runtime: Runtime = Depends(runtime_of)) -> Tim
     if stored.row is None:
         raise Problem(404, "No saga for this order", f"the monitor has seen no event of order {order_id}")
     saga, events = stored.saga, stored.events
+    in_order = causal_order(events)
+    trace_id = next((e.trace_id for e in in_order if e.trace_id), None)
     return Timeline(
         **_summary(stored.row, saga),
         events=[
@@ -84,12 +88,21 @@ async def timeline(order_id: str, runtime: Runtime = Depends(runtime_of)) -> Tim
                 trace_id=e.trace_id,
                 late=e.late,
             )
-            for e in causal_order(events)
+            for e in in_order
         ],
         expected=[] if saga.status in TERMINAL else [_expected(e) for e in saga.expected()],
         compensable=saga.compensable(),
         temporal_workflows=workflow_ids(stored.row, events),
+        trace_id=trace_id,
+        trace_url=trace_url(trace_id),
     )
+
+
+def trace_url(trace_id: str | None) -> str | None:
+    """The trace's page in the viewer (TRACE_VIEWER_URL, `{trace_id}` in it), if there is one.
+    The order's trace is its first event's: every hop joins the one trace (ADR 18)."""
+    template = os.environ.get("TRACE_VIEWER_URL")
+    return template.replace("{trace_id}", trace_id) if template and trace_id else None
 
 
 @router.get("/sagas")

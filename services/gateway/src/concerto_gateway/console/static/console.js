@@ -366,6 +366,7 @@ function drawJourney(timeline) {
     ? "it is compensated (before the pivot)"
     : "it is left for an operator (past the pivot)";
   $("journey-workflows").replaceChildren(...timeline.temporal_workflows.map(workflowLink));
+  $("journey-trace").replaceChildren(traceLink(timeline));
 
   const causes = new Map(timeline.events.map((event) => [event.event_id, event.type]));
   $("journey-events").replaceChildren(...timeline.events.map((event) => eventItem(event, causes)));
@@ -375,6 +376,49 @@ function drawJourney(timeline) {
   );
   $("journey-body").hidden = false;
   refreshPayment(timeline.order_id);
+  refreshLogs(timeline.order_id); // on each change of the journey, not every second: it reads files
+}
+
+// The order's trace in the viewer (Zipkin on the local stack), when the timeline carries a link.
+function traceLink(timeline) {
+  if (!timeline.trace_id) return "—";
+  if (!timeline.trace_url) return el("span", { className: "mono", title: "no trace viewer is configured" }, timeline.trace_id);
+  return el(
+    "a",
+    { href: timeline.trace_url, target: "_blank", rel: "noopener noreferrer", className: "mono", dataset: { testid: "journey-trace-link" } },
+    timeline.trace_id,
+  );
+}
+
+// --- the order's log lines, every component's, merged by time (as `make logs ORDER=...`) ----
+
+async function refreshLogs(orderId) {
+  let logs;
+  try {
+    logs = await api("GET", `/api/v1/admin/orders/${encodeURIComponent(orderId)}/logs`);
+  } catch (error) {
+    if (orderId !== state.selectedOrder) return;
+    $("journey-logs").replaceChildren();
+    $("journey-logs-note").textContent = error.status === 404 ? "No log files reach the gateway here." : error.message;
+    return;
+  }
+  if (orderId !== state.selectedOrder) return;
+  $("journey-logs-note").textContent = logs.lines.length ? `${logs.lines.length} lines` : "No line names this order yet.";
+  $("journey-logs").replaceChildren(
+    ...logs.lines.map((line) =>
+      el(
+        "li",
+        { className: `log level-${(line.level || "").toLowerCase()}` },
+        el("span", { className: "time" }, line.time.slice(11)),
+        " ",
+        el("span", { className: "component" }, line.component),
+        " ",
+        el("span", { className: "level" }, line.level || ""),
+        " ",
+        el("span", { className: "message" }, line.message || ""),
+      ),
+    ),
+  );
 }
 
 // --- a refund the gateway refused: the operator decides (retry, or refunded by hand) ------
@@ -801,6 +845,7 @@ function start() {
   $("filter-stuck").addEventListener("click", () => setFilter("STUCK"));
   $("refund-retry").addEventListener("click", () => decideRefund("retry"));
   $("refund-by-hand").addEventListener("click", () => decideRefund("refunded-by-hand"));
+  $("journey-logs-refresh").addEventListener("click", () => state.selectedOrder && refreshLogs(state.selectedOrder));
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const orderId = $("search-input").value.trim();
