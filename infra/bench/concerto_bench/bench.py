@@ -101,7 +101,8 @@ class Target:
     headers: dict[str, str]
     groups: dict[str, int]
     poll_first: float = 0.8  # seconds after the POST before the first look: no order is faster
-    poll_every: float = 0.4
+    poll_every: float = 0.4  # then, backing off by half each time, to poll_most at most: a
+    poll_most: float = 2.0  # backlog must not be polled into a bigger one (the times are exact anyway)
 
 
 # --- Process groups: CPU and memory from /proc -------------------------------------------------
@@ -183,6 +184,7 @@ async def place(client: httpx.AsyncClient, target: Target, order: Order, deadlin
             return
         order.order_id = answer.json()["order_id"]
         await asyncio.sleep(target.poll_first)
+        wait = target.poll_every
         while time.time() < deadline:
             view = await client.get(f"{target.url}/api/v1/orders/{order.order_id}", headers=target.headers)
             if view.status_code == 200 and (body := view.json())["status"] in TERMINAL:
@@ -191,7 +193,8 @@ async def place(client: httpx.AsyncClient, target: Target, order: Order, deadlin
                 if order.status != order.expected:
                     order.error = f"ended {order.status}, expected {order.expected}"
                 return
-            await asyncio.sleep(target.poll_every)
+            await asyncio.sleep(wait)
+            wait = min(wait * 1.5, target.poll_most)
         order.error = "unfinished"
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         order.error = type(exc).__name__
