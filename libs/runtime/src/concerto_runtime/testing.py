@@ -171,7 +171,9 @@ async def keep_history(handle: WorkflowHandle, path: Path) -> None:
     RECORD_HISTORIES=1: the committed histories change only when someone means them to
     (`RECORD_HISTORIES=1 .venv/bin/pytest services/<service>/tests/...`), not on every run.
     After a change to a workflow, keep the histories the old code wrote (git checkout them):
-    they are what proves that running workflows survive the change; add the new branch's only."""
+    they are what proves that running workflows survive the change; add the new branch's only.
+    The one exception is a release that retires patches (ADR 17): it re-records them all and
+    moves the old ones to histories/retired/."""
     if os.environ.get("RECORD_HISTORIES") != "1":
         return
     history = await handle.fetch_history()
