@@ -212,10 +212,14 @@ def prepare_kafka(data: Path) -> None:
         raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
 
+def java_executable() -> str:
+    """JAVA_HOME's java if set, else the one on the PATH (Kafka and Zipkin run on it)."""
+    return str(Path(os.environ["JAVA_HOME"], "bin", "java")) if os.environ.get("JAVA_HOME") else "java"
+
+
 def java(main_class: str, *args: str) -> list[str]:
-    java_bin = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
     return [
-        str(java_bin),
+        java_executable(),
         *os.environ.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m").split(),  # bounded: laptops and CI are small
         "-XX:+ExitOnOutOfMemoryError",
         "-Djava.awt.headless=true",
@@ -245,9 +249,8 @@ def prepare_zipkin(data: Path) -> None:
 
 
 def zipkin_command(data: Path) -> list[str]:
-    java_bin = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
     return [
-        str(java_bin),
+        java_executable(),
         # Small and quick to start: it holds one developer's traces, in memory (ZIPKIN_ENVIRONMENT).
         *os.environ.get("ZIPKIN_HEAP_OPTS", "-Xms64m -Xmx384m").split(),
         "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
